@@ -1,0 +1,48 @@
+# GPTforAll — every target installs what it needs; a second run reinstalls nothing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PROFILE ?= auto
+ONLY   ?=
+
+.PHONY: help venv assets course smoke test test-fast lint notebooks-sync clean
+
+help:
+	@echo "make course   run every notebook (profile: $(PROFILE)) and write reports/<profile>/results.md"
+	@echo "make test     unit tests + every notebook in the smoke profile + the cpu-profile learning bar"
+	@echo "make smoke    run the course in the smoke profile (seconds per notebook)"
+	@echo "make lint     ruff"
+
+# The stamp is newer than both pin files once installed; editing either reinstalls.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+assets: $(STAMP)
+	$(BIN)/python -m gptforall_utils.assets fetch
+
+course: assets
+	$(BIN)/python -m gptforall_utils.course run --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
+
+smoke: assets
+	$(BIN)/python -m gptforall_utils.course run --profile smoke $(if $(ONLY),--only $(ONLY))
+
+test: assets
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+test-fast: assets
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not notebooks and not cpu_profile"
+
+lint: $(STAMP)
+	$(BIN)/ruff check gptforall_utils tests benchmarks scripts
+
+notebooks-sync: $(STAMP)
+	$(BIN)/python -m gptforall_utils.notebooks sync
+
+clean:
+	rm -rf reports outputs notebooks/outputs .pytest_cache

@@ -1,0 +1,211 @@
+"""Run the course: every notebook through papermill in a fresh kernel, then a results report.
+
+    python -m gptforall_utils.course run --profile smoke|cpu|gpu|auto [--only 00 04 ...] [--solutions]
+    python -m gptforall_utils.course list
+
+Each notebook gets the parameters of DESIGN.md with OUTPUT_DIR=reports/<profile>; it writes
+reports/<profile>/<notebook>/metrics.json (and figures). The runner records status and wall
+time, keeps the executed notebooks in reports/<profile>/executed/, and writes
+reports/<profile>/results.md and results.json. The exit code is non-zero when a notebook fails;
+the failing notebook and cell are named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+REPORTS = ROOT / "reports"
+KERNEL_NAME = "gptforall"
+
+
+@dataclass
+class NotebookResult:
+    notebook: str
+    status: str  # "ok" | "failed"
+    seconds: float
+    metrics: dict = field(default_factory=dict)
+    error: str = ""
+    executed: str = ""
+
+
+def discover(notebooks_dir: Path = NOTEBOOKS, only: list[str] | None = None, solutions: bool = False) -> list[Path]:
+    """Numbered notebooks (NN_topic.ipynb) in order; `only` filters by number or stem prefix."""
+    found = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    if solutions:
+        found += sorted((notebooks_dir / "solutions").glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        wanted = [str(o) for o in only]
+        picked = [p for p in found if any(p.stem.startswith(w) for w in wanted)]
+        unknown = [w for w in wanted if not any(p.stem.startswith(w) for p in found)]
+        if unknown:
+            raise ValueError(f"No notebook matches {unknown}; notebooks: {', '.join(p.stem for p in found)}")
+        found = picked
+    if not found:
+        raise FileNotFoundError(f"No notebooks found in {notebooks_dir}.")
+    return found
+
+
+def ensure_kernel() -> str:
+    """A Jupyter kernel spec for this interpreter, so notebooks run with the course's packages."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        if spec.argv and Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return KERNEL_NAME
+    except NoSuchKernel:
+        pass
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=KERNEL_NAME, display_name="GPTforAll (course venv)", prefix=sys.prefix)
+    return KERNEL_NAME
+
+
+def run_notebook(path: Path, profile: str, output_dir: Path, seed: int = 0, model: str = "auto",
+                 data: str = "auto", kernel: str | None = None, timeout: int | None = None) -> NotebookResult:
+    """Execute one notebook with papermill; never raises for a failure inside the notebook."""
+    import papermill as pm
+
+    executed_dir = output_dir / "executed"
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    executed = executed_dir / (path.stem + ".ipynb")
+    stem = path.stem
+    params = {"PROFILE": profile, "MODEL": model, "DATA": data, "OUTPUT_DIR": str(output_dir.resolve()),
+              "SEED": seed}
+    metrics_file = output_dir / stem / "metrics.json"
+    if metrics_file.exists():
+        metrics_file.unlink()  # never report a previous run's figures
+    started = time.perf_counter()
+    error = ""
+    try:
+        pm.execute_notebook(str(path), str(executed), parameters=params, cwd=str(path.parent),
+                            kernel_name=kernel or ensure_kernel(), progress_bar=False,
+                            execution_timeout=timeout)
+        status = "ok"
+    except pm.PapermillExecutionError as e:
+        status = "failed"
+        error = f"cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}"
+    except Exception as e:  # kernel died, timeout, bad notebook JSON
+        status = "failed"
+        error = f"{type(e).__name__}: {e}"
+    seconds = time.perf_counter() - started
+    metrics = {}
+    if metrics_file.is_file():
+        metrics = json.loads(metrics_file.read_text())
+    elif status == "ok":
+        status, error = "failed", f"the notebook did not write {metrics_file.relative_to(output_dir)}"
+    return NotebookResult(stem, status, round(seconds, 1), metrics, error, str(executed))
+
+
+def run_course(profile: str = "auto", only: list[str] | None = None, solutions: bool = False,
+               reports: Path = REPORTS, seed: int = 0, model: str = "auto", data: str = "auto",
+               notebooks_dir: Path = NOTEBOOKS, timeout: int | None = None) -> list[NotebookResult]:
+    """Run the notebooks, write results.md/results.json, return the per-notebook results."""
+    from tqdm.auto import tqdm
+
+    from . import env
+
+    profile = env.resolve_profile(profile)
+    paths = discover(notebooks_dir, only, solutions)
+    output_dir = Path(reports) / profile
+    output_dir.mkdir(parents=True, exist_ok=True)
+    kernel = ensure_kernel()
+    results = []
+    bar = tqdm(paths, desc=f"course [{profile}]", unit="notebook")
+    for path in bar:
+        bar.set_postfix_str(path.stem)
+        res = run_notebook(path, profile, output_dir, seed, model, data, kernel, timeout)
+        results.append(res)
+        mark = "ok    " if res.status == "ok" else "FAILED"
+        tqdm.write(f"{mark} {res.notebook:<40} {res.seconds:8.1f} s  {res.error}")
+    write_report(results, output_dir, profile)
+    return results
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def write_report(results: list[NotebookResult], output_dir: Path, profile: str) -> Path:
+    """reports/<profile>/results.md (tables, figures) and results.json (machine-readable)."""
+    from . import env
+
+    info = env.environment()
+    lines = [
+        f"# GPTforAll course results — profile `{profile}`",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M:%S %Z')} on {info['device']} ({info['precision']}), "
+        f"{info['cpu_threads']} CPU threads, {info['ram_gb']} GiB RAM"
+        + (f", {info['gpu']} {info['gpu_memory_gb']} GiB" if "gpu" in info else "")
+        + f"; torch {info['torch']}, transformers {info['transformers']}, peft {info['peft']}, trl {info['trl']}.",
+        "",
+        "| notebook | status | time (s) | key figures |",
+        "| --- | --- | ---: | --- |",
+    ]
+    for r in results:
+        figures = ", ".join(f"{k}={_fmt(v)}" for k, v in r.metrics.items() if k != "profile")
+        status = "ok" if r.status == "ok" else f"**FAILED**: {r.error}"
+        lines.append(f"| {r.notebook} | {status} | {r.seconds:.1f} | {figures} |")
+    total = sum(r.seconds for r in results)
+    lines += ["", f"Total: {total:.0f} s for {len(results)} notebook(s).", ""]
+    for r in results:
+        lines += [f"## {r.notebook}", ""]
+        if r.metrics:
+            lines += ["| figure | value |", "| --- | ---: |"]
+            lines += [f"| {k} | {_fmt(v)} |" for k, v in r.metrics.items()]
+            lines.append("")
+        folder = output_dir / r.notebook
+        for png in sorted(folder.glob("*.png")) if folder.is_dir() else []:
+            lines.append(f"![{png.stem}]({r.notebook}/{png.name})")
+        lines += ["", f"Executed notebook: `executed/{r.notebook}.ipynb`", ""]
+    out = output_dir / "results.md"
+    out.write_text("\n".join(lines) + "\n")
+    (output_dir / "results.json").write_text(json.dumps(
+        {"profile": profile, "environment": info, "notebooks": [asdict(r) for r in results]}, indent=2) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gptforall_utils.course", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="execute notebooks and write the report")
+    r.add_argument("--profile", default="auto", help="smoke | cpu | gpu | auto (gpu with CUDA, else cpu)")
+    r.add_argument("--only", nargs="+", help="notebook numbers or stems, e.g. 00 04")
+    r.add_argument("--solutions", action="store_true", help="also run notebooks/solutions/")
+    r.add_argument("--reports", default=str(REPORTS), help="report folder (default reports/)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--model", default="auto")
+    r.add_argument("--data", default="auto")
+    r.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    sub.add_parser("list", help="list the notebooks")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for p in discover(solutions=True):
+            print(p.relative_to(ROOT))
+        return 0
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    results = run_course(args.profile, args.only, args.solutions, Path(args.reports), args.seed, args.model,
+                         args.data, timeout=args.timeout)
+    failed = [r for r in results if r.status != "ok"]
+    from .env import resolve_profile
+
+    report = Path(args.reports) / resolve_profile(args.profile) / "results.md"
+    print(f"\n{len(results) - len(failed)}/{len(results)} notebooks ok; report: {report}")
+    for f in failed:
+        print(f"FAILED {f.notebook}: {f.error}  (see {f.executed})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,260 @@
+"""Where is this notebook running, and what can the hardware do?
+
+Device, precision that follows the hardware, Colab and Hub detection, seeding, a printed
+environment summary, and `start()`: the run context every notebook opens with (validated
+parameters, profile sizes, output folder, metrics.json).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import socket
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PROFILES = ("smoke", "cpu", "gpu")
+PRECISIONS = ("fp32", "fp16", "bf16")
+COURSE_PACKAGES = (
+    "torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate", "datasets",
+    "evaluate", "rouge-score", "papermill", "matplotlib",
+)
+HUB_HOST = "huggingface.co"
+
+
+# ---------------------------------------------------------------- hardware
+def device() -> str:
+    """The best available torch device: "cuda", "mps" or "cpu"."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def cuda_capability() -> tuple[int, int] | None:
+    """Compute capability of CUDA device 0, e.g. (7, 5) for a T4, (8, 0) for an A100; None without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return tuple(torch.cuda.get_device_capability(0))
+
+
+def precision(dev: str | None = None, capability: tuple[int, int] | None = None) -> str:
+    """Training precision the hardware supports well.
+
+    bf16 needs native support (Ampere, sm_80, and newer); a T4 (sm_75) has fast fp16 but no bf16;
+    CPUs and Apple GPUs train in fp32 here, because emulated half precision is many times slower.
+    """
+    dev = dev or device()
+    if dev != "cuda":
+        return "fp32"
+    if capability is None:
+        capability = cuda_capability()
+    if capability is not None and capability >= (8, 0):
+        return "bf16"
+    return "fp16"
+
+
+def torch_dtype(prec: str):
+    """torch dtype for a precision name ("fp32", "fp16", "bf16")."""
+    import torch
+
+    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if prec not in table:
+        raise ValueError(f"Unknown precision {prec!r}; choose one of {', '.join(PRECISIONS)}.")
+    return table[prec]
+
+
+def in_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@lru_cache(maxsize=1)
+def _hub_answers(timeout: float) -> bool:
+    try:
+        with socket.create_connection((HUB_HOST, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def hub_available(timeout: float = 2.0) -> bool:
+    """Can we reach the Hugging Face Hub? False at once when HF_HUB_OFFLINE is set; else a short TCP probe."""
+    if _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE")):
+        return False
+    return _hub_answers(timeout)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) so a run can be repeated."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def total_ram_gb() -> float:
+    """Physical memory of this machine in GiB."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return float("nan")
+
+
+def package_versions(names: tuple[str, ...] = COURSE_PACKAGES) -> dict[str, str]:
+    """Installed versions of the course's packages ("missing" where not installed)."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def environment() -> dict[str, Any]:
+    """A summary of this machine: Python, packages, device, precision, RAM, GPU memory, Hub, Colab."""
+    import torch
+
+    dev = device()
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "cpu_threads": torch.get_num_threads(),
+        "ram_gb": round(total_ram_gb(), 1),
+        "device": dev,
+        "precision": precision(dev),
+        "colab": in_colab(),
+        "hub": hub_available(),
+    }
+    if dev == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        info["gpu"] = props.name
+        info["gpu_memory_gb"] = round(props.total_memory / 2**30, 1)
+        major, minor = cuda_capability()
+        info["cuda_capability"] = f"{major}.{minor}"
+    info.update(package_versions())
+    return info
+
+
+def print_environment() -> dict[str, Any]:
+    """Print the environment summary (what students paste into a bug report) and return it."""
+    info = environment()
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        print(f"{key:<{width}}  {value}")
+    return info
+
+
+# ---------------------------------------------------------------- the notebook run context
+def resolve_profile(profile: str = "auto") -> str:
+    """"auto" -> "gpu" when CUDA is available, else "cpu"; other names are checked."""
+    if profile == "auto":
+        return "gpu" if device() == "cuda" else "cpu"
+    if profile not in PROFILES:
+        raise ValueError(f"PROFILE={profile!r} is not a profile; use 'auto' or one of {', '.join(PROFILES)}.")
+    return profile
+
+
+@dataclass
+class Run:
+    """What a notebook needs to know about this run: resolved parameters and where to write results."""
+
+    notebook: str
+    profile: str
+    model: str
+    data: str
+    seed: int
+    output_dir: Path
+    device: str
+    precision: str
+    metrics: dict[str, float | int | str] = field(default_factory=dict)
+
+    def pick(self, smoke: Any, cpu: Any, gpu: Any) -> Any:
+        """The value for this run's profile: sizes differ per profile, the code path never does."""
+        return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[self.profile]
+
+    @property
+    def dtype(self):
+        """torch dtype for loading a model for inference on this hardware."""
+        return torch_dtype(self.precision)
+
+    def path(self, name: str) -> Path:
+        """A file inside this notebook's output folder."""
+        return self.output_dir / name
+
+    def savefig(self, fig, name: str) -> Path:
+        """Save a matplotlib figure as <output>/<name>.png (the report links it)."""
+        out = self.path(f"{name}.png")
+        fig.savefig(out, dpi=110, bbox_inches="tight")
+        return out
+
+    def record(self, **metrics: float | int | str) -> Path:
+        """Write this notebook's key figures to <OUTPUT_DIR>/<notebook>/metrics.json (flat: names to numbers or strings)."""
+        for key, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                if hasattr(value, "item"):  # numpy / torch scalars
+                    value = value.item()
+                else:
+                    raise ValueError(f"metric {key!r} must be a number or a string, got {type(value).__name__}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"metric {key!r} is {value}; a recorded figure must be finite")
+            self.metrics[key] = value
+        self.metrics.setdefault("profile", self.profile)
+        out = self.path("metrics.json")
+        out.write_text(json.dumps(self.metrics, indent=2, sort_keys=True) + "\n")
+        return out
+
+
+def start(
+    notebook: str,
+    profile: str = "auto",
+    model: str = "auto",
+    data: str = "auto",
+    output_dir: str | os.PathLike = "outputs",
+    seed: int = 0,
+    verbose: bool = True,
+) -> Run:
+    """Open a notebook run: validate the `parameters` cell, seed everything, create the output folder.
+
+    Raises ValueError on a bad parameter before any heavy work happens.
+    """
+    resolved = resolve_profile(profile)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"SEED must be an integer, got {seed!r}.")
+    if not isinstance(model, str) or not model:
+        raise ValueError("MODEL must be 'auto', a catalog name, a Hugging Face Hub id or a local path.")
+    if not isinstance(data, str) or not data:
+        raise ValueError("DATA must be 'auto', 'hub', 'offline' or a local .jsonl/.csv file.")
+    dev = device()
+    if resolved == "gpu" and dev != "cuda":
+        print("PROFILE='gpu' but no CUDA device was found: the gpu sizes will run slowly on", dev)
+    out = Path(output_dir) / notebook
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(seed)
+    run = Run(notebook=notebook, profile=resolved, model=model, data=data, seed=seed,
+              output_dir=out, device=dev, precision=precision(dev))
+    if verbose:
+        print(f"notebook {notebook} | profile {resolved} | device {dev} | precision {run.precision} | "
+              f"model {model} | data {data} | seed {seed} | outputs {out}")
+    return run

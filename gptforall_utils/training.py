@@ -1,0 +1,267 @@
+"""Training: hardware-aware arguments, LoRA / prompt-tuning / full configurations, measured runs.
+
+Precision follows the hardware (env.precision): bf16 on Ampere and newer, fp16 on a T4, fp32 on
+CPU. This matters: TRL's SFTConfig defaults to bf16 and gradient checkpointing, which on a
+laptop CPU turn a 3-second LoRA step into a 30-second one (or refuse to start).
+Invalid settings raise ValueError before any training starts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from . import env
+from .memory import PeakMemory
+
+METHODS = ("full", "lora", "qlora", "prompt_tuning")
+# Batch sizes per profile: (per-device batch, gradient accumulation).
+PROFILE_BATCHES = {"smoke": (4, 1), "cpu": (8, 1), "gpu": (8, 4)}
+
+
+# ---------------------------------------------------------------- arguments
+def _hardware_kwargs(run: env.Run) -> dict:
+    prec = run.precision
+    return {
+        "use_cpu": run.device == "cpu",
+        "bf16": prec == "bf16",
+        "fp16": prec == "fp16",
+    }
+
+
+def _common_kwargs(run: env.Run, output_dir, learning_rate, epochs, batch_size, grad_accum, max_steps,
+                   logging_steps, warmup_steps, gradient_checkpointing) -> dict:
+    default_batch, default_accum = PROFILE_BATCHES[run.profile]
+    batch_size = default_batch if batch_size is None else batch_size
+    grad_accum = default_accum if grad_accum is None else grad_accum
+    if batch_size <= 0 or grad_accum <= 0:
+        raise ValueError(f"batch_size ({batch_size}) and grad_accum ({grad_accum}) must be positive.")
+    if learning_rate <= 0:
+        raise ValueError(f"learning_rate must be positive, got {learning_rate}.")
+    if gradient_checkpointing is None:
+        # Recomputing activations saves memory at ~30% more compute: worth it only on a GPU.
+        gradient_checkpointing = run.device == "cuda" and run.profile == "gpu"
+    return dict(
+        output_dir=str(output_dir or run.path("checkpoints")),
+        learning_rate=learning_rate,
+        num_train_epochs=epochs,
+        max_steps=max_steps,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
+        gradient_accumulation_steps=grad_accum,
+        warmup_steps=warmup_steps,
+        logging_steps=logging_steps,
+        activation_checkpointing=gradient_checkpointing,
+        report_to="none",
+        save_strategy="no",
+        eval_strategy="no",
+        seed=run.seed,
+        data_seed=run.seed,
+        dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=run.profile == "smoke",
+        **_hardware_kwargs(run),
+    )
+
+
+def training_arguments(run: env.Run, output_dir=None, *, learning_rate: float = 2e-4, epochs: float = 1,
+                       batch_size: int | None = None, grad_accum: int | None = None, max_steps: int = -1,
+                       logging_steps: int = 5, warmup_steps: int = 0,
+                       gradient_checkpointing: bool | None = None, **overrides):
+    """transformers TrainingArguments sized by profile, with precision chosen by the hardware."""
+    from transformers import TrainingArguments
+
+    kwargs = _common_kwargs(run, output_dir, learning_rate, epochs, batch_size, grad_accum, max_steps,
+                            logging_steps, warmup_steps, gradient_checkpointing)
+    kwargs["remove_unused_columns"] = False
+    kwargs.update(overrides)
+    return TrainingArguments(**kwargs)
+
+
+def sft_config(run: env.Run, output_dir=None, *, learning_rate: float = 2e-4, epochs: float = 1,
+               batch_size: int | None = None, grad_accum: int | None = None, max_steps: int = -1,
+               logging_steps: int = 5, warmup_steps: int = 0, max_length: int = 512,
+               gradient_checkpointing: bool | None = None, **overrides):
+    """TRL SFTConfig with the same hardware rules (TRL's own defaults assume a bf16 GPU)."""
+    from trl import SFTConfig
+
+    kwargs = _common_kwargs(run, output_dir, learning_rate, epochs, batch_size, grad_accum, max_steps,
+                            logging_steps, warmup_steps, gradient_checkpointing)
+    kwargs["max_length"] = max_length
+    kwargs.update(overrides)
+    return SFTConfig(**kwargs)
+
+
+# ---------------------------------------------------------------- method configurations
+def linear_module_names(model) -> set[str]:
+    """Short names of the model's Linear layers (candidates for LoRA target_modules)."""
+    import torch
+
+    names = set()
+    for full_name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear8bitLt", "Linear4bit"):
+            names.add(full_name.split(".")[-1])
+    return names
+
+
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def lora_config(model, r: int = 8, alpha: int = 16, dropout: float = 0.05,
+                target_modules: tuple[str, ...] | list[str] = DEFAULT_LORA_TARGETS):
+    """A PEFT LoraConfig for a causal LM, checked against the model's actual layers."""
+    from peft import LoraConfig, TaskType
+
+    if not isinstance(r, int) or r <= 0:
+        raise ValueError(f"LoRA rank r must be a positive integer, got {r!r}.")
+    if alpha <= 0:
+        raise ValueError(f"LoRA alpha must be positive, got {alpha}.")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"LoRA dropout must be in [0, 1), got {dropout}.")
+    available = linear_module_names(model)
+    missing = [t for t in target_modules if t not in available]
+    if missing:
+        raise ValueError(f"target_modules {missing} do not exist in this model; its linear layers are "
+                         f"{sorted(available)}.")
+    return LoraConfig(task_type=TaskType.CAUSAL_LM, r=r, lora_alpha=alpha, lora_dropout=dropout,
+                      target_modules=list(target_modules))
+
+
+def prompt_tuning_config(model, tokenizer_path: str | None = None, num_virtual_tokens: int = 20,
+                         init_text: str | None = None):
+    """A PEFT PromptTuningConfig: `num_virtual_tokens` trainable embeddings prepended to every input,
+    initialised from the embedding of `init_text` when given (usually trains faster than random)."""
+    from peft import PromptTuningConfig, PromptTuningInit, TaskType
+
+    if not isinstance(num_virtual_tokens, int) or num_virtual_tokens <= 0:
+        raise ValueError(f"num_virtual_tokens must be a positive integer, got {num_virtual_tokens!r}.")
+    if init_text:
+        if tokenizer_path is None:
+            tokenizer_path = model.config._name_or_path
+        return PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=num_virtual_tokens,
+                                  prompt_tuning_init=PromptTuningInit.TEXT, prompt_tuning_init_text=init_text,
+                                  tokenizer_name_or_path=tokenizer_path)
+    return PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=num_virtual_tokens,
+                              prompt_tuning_init=PromptTuningInit.RANDOM)
+
+
+def parameter_counts(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+# ---------------------------------------------------------------- data
+def prompt_completion_dataset(tokenizer, prompts: list[str], completions: list[str], max_length: int = 512,
+                              add_eos: bool = True):
+    """Tokenized causal-LM examples whose loss covers the completion only.
+
+    input_ids = prompt + completion (+ eos); labels = -100 over the prompt, so the model learns to
+    produce the answer, not to repeat the question. Over-long examples are cut from the left of the
+    prompt so the completion is always kept.
+    """
+    from datasets import Dataset
+
+    if len(prompts) != len(completions):
+        raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions.")
+    if not prompts:
+        raise ValueError("No examples: the training set is empty.")
+    rows = []
+    for prompt, completion in zip(prompts, completions):
+        p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        c = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        if add_eos:
+            c = c + [tokenizer.eos_token_id]
+        if len(c) >= max_length:
+            c = c[: max_length - 1]
+        p = p[-(max_length - len(c)):]
+        rows.append({"input_ids": p + c, "attention_mask": [1] * (len(p) + len(c)),
+                     "labels": [-100] * len(p) + c})
+    return Dataset.from_list(rows)
+
+
+def collator(tokenizer):
+    """Pads input_ids/attention_mask with the pad token and labels with -100, per batch (dynamic padding)."""
+    from transformers import DataCollatorForSeq2Seq
+
+    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
+
+
+def check_training_setup(dataset, batch_size: int) -> None:
+    """Refuse an empty dataset or a batch larger than the data, before training starts."""
+    n = len(dataset)
+    if n == 0:
+        raise ValueError("The training dataset is empty.")
+    if batch_size > n:
+        raise ValueError(f"Batch size {batch_size} is larger than the dataset ({n} examples); lower it.")
+
+
+# ---------------------------------------------------------------- measured runs
+@dataclass
+class TrainResult:
+    """What a training run cost and did."""
+
+    method: str
+    trainable_params: int
+    total_params: int
+    train_seconds: float
+    peak_memory_mb: float
+    tokens_seen: int
+    loss_history: list[tuple[int, float]] = field(default_factory=list)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens_seen / self.train_seconds if self.train_seconds > 0 else float("nan")
+
+    @property
+    def trainable_share(self) -> float:
+        return self.trainable_params / self.total_params
+
+    @property
+    def first_loss(self) -> float:
+        return self.loss_history[0][1] if self.loss_history else float("nan")
+
+    @property
+    def final_loss(self) -> float:
+        return self.loss_history[-1][1] if self.loss_history else float("nan")
+
+    def summary(self) -> dict[str, float | int | str]:
+        return {
+            "method": self.method,
+            "trainable_params": self.trainable_params,
+            "trainable_%": round(100 * self.trainable_share, 3),
+            "train_seconds": round(self.train_seconds, 1),
+            "peak_memory_mb": round(self.peak_memory_mb, 1),
+            "tokens_per_second": round(self.tokens_per_second, 1),
+            "first_loss": round(self.first_loss, 4),
+            "final_loss": round(self.final_loss, 4),
+        }
+
+
+def run_trainer(trainer, method: str) -> TrainResult:
+    """Train with an already-built Trainer/SFTTrainer and measure time, peak memory, tokens and losses."""
+    check_training_setup(trainer.train_dataset, trainer.args.per_device_train_batch_size)
+    trainable, total = parameter_counts(trainer.model)
+    if trainable == 0:
+        raise ValueError("The model has no trainable parameters; attach an adapter or unfreeze layers.")
+    device = "cuda" if trainer.args.device.type == "cuda" else "cpu"
+    started = time.perf_counter()
+    with PeakMemory(device) as pm:
+        trainer.train()
+    seconds = time.perf_counter() - started
+    history = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    trainer.model.eval()
+    return TrainResult(method=method, trainable_params=trainable, total_params=total, train_seconds=seconds,
+                       peak_memory_mb=pm.peak_mb, tokens_seen=int(trainer.state.num_input_tokens_seen),
+                       loss_history=history)
+
+
+def train(model, train_dataset, args, tokenizer, method: str = "lora", callbacks=None) -> TrainResult:
+    """Train `model` on a tokenized prompt/completion dataset with transformers' Trainer, measured."""
+    from transformers import Trainer
+
+    check_training_setup(train_dataset, args.per_device_train_batch_size)
+    trainer = Trainer(model=model, args=args, train_dataset=train_dataset, data_collator=collator(tokenizer),
+                      callbacks=callbacks)
+    return run_trainer(trainer, method)

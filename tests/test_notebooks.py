@@ -1,0 +1,26 @@
+"""Every notebook (and every solutions notebook) runs top to bottom in the smoke profile through the
+course runner, in a fresh kernel, and records finite key figures in its metrics.json.
+
+Per-notebook bars live in tests/test_notebook_<NN>*.py and reuse the same cached runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from gptforall_utils import course
+
+NOTEBOOKS = [p.stem for p in course.discover(solutions=True)]
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_notebook_runs_in_smoke_profile(notebook_run, stem):
+    result = notebook_run(stem)
+    assert result.status == "ok", f"{stem} failed: {result.error} (executed copy: {result.executed})"
+    numbers = {k: v for k, v in result.metrics.items() if not isinstance(v, str)}
+    assert numbers, f"{stem} recorded no numeric figures"
+    assert all(math.isfinite(v) for v in numbers.values()), result.metrics
+    assert result.metrics["profile"] == "smoke"
