@@ -88,3 +88,22 @@ class PeakMemory:
     def peak_mb(self) -> float:
         """Peak memory above the baseline, in MiB."""
         return (self.peak - self.baseline) / MB
+
+
+# ---------------------------------------------------------------- hardware and prices (one place, dated)
+PRICES_AS_OF = "2026-11"
+
+
+class Hardware(dict):
+    """memory_gb, usd_per_hour (typical on-demand cloud price; varies by provider and region),
+    tflops (dense half-precision tensor throughput from the vendor's datasheet)."""
+
+
+HARDWARE: dict[str, Hardware] = {
+    "CPU machine 24 GB": Hardware(memory_gb=24, usd_per_hour=0.10, tflops=0.1),
+    "Colab T4 16 GB": Hardware(memory_gb=16, usd_per_hour=0.35, tflops=65),
+    "L4 24 GB": Hardware(memory_gb=24, usd_per_hour=0.70, tflops=121),
+    "A100 40 GB": Hardware(memory_gb=40, usd_per_hour=1.30, tflops=312),
+    "A100 80 GB": Hardware(memory_gb=80, usd_per_hour=1.80, tflops=312),
+    "H100 80 GB": Hardware(memory_gb=80, usd_per_hour=2.50, tflops=989),
+}
