@@ -6,12 +6,13 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= auto
 ONLY   ?=
 
-.PHONY: help venv assets course smoke test test-fast lint notebooks-sync clean
+.PHONY: help venv assets course smoke test test-bars test-fast lint notebooks-sync clean
 
 help:
 	@echo "make course   run every notebook (profile: $(PROFILE)) and write reports/<profile>/results.md"
 	@echo "make test     unit tests + every notebook in the smoke profile + the cpu-profile learning bar"
 	@echo "make smoke    run the course in the smoke profile (seconds per notebook)"
+	@echo "make test-bars  every notebook's cpu-profile learning bar (long; CI runs only notebook 04's)"
 	@echo "make lint     ruff"
 
 # The stamp is newer than both pin files once installed; editing either reinstalls.
@@ -34,6 +35,9 @@ smoke: assets
 
 test: assets
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+test-bars: assets
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "course_bars or cpu_profile"
 
 test-fast: assets
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not notebooks and not cpu_profile"

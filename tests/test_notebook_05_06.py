@@ -40,14 +40,14 @@ def test_06_records_response_loss_and_eos_rate(notebook_run):
     assert m["weights_mb_nf4"] < m["weights_mb_fp32"]
 
 
-@pytest.mark.cpu_profile
+@pytest.mark.course_bars
 def test_05_cpu_profile_lora_beats_zero_shot(notebook_run):
     m = _ok(notebook_run("05_dialog_summarization", profile="cpu"))
     assert m["n_eval"] == 40
     assert m["rougeL_lora"] >= m["rougeL_zero_shot"] + 0.05, m
 
 
-@pytest.mark.cpu_profile
+@pytest.mark.course_bars
 def test_06_cpu_profile_sft_lowers_response_loss_and_stops(notebook_run):
     m = _ok(notebook_run("06_instruction_tuning_alpaca_dolly", profile="cpu"))
     assert m["response_loss_after"] <= 0.9 * m["response_loss_before"], m
