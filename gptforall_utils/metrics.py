@@ -159,3 +159,146 @@ def _rouge_score(predictions: Sequence[str], references: Sequence[str], use_stem
     out: dict[str, float | str] = {k: v / len(predictions) for k, v in totals.items()}
     out["backend"] = "rouge_score"
     return out
+
+
+# ---------------------------------------------------------------- open-ended answers: LLM judge, reference-free signals
+# An LLM judge is configured through environment variables only; the key is read when a request is
+# sent and never printed, logged or written. Without a judge, `answer_signals` gives measurable,
+# reference-free properties of the answers (they say nothing about correctness).
+JUDGE_URL_ENV = "GPTFORALL_JUDGE_URL"  # an OpenAI-compatible base URL, e.g. https://api.example.com/v1
+JUDGE_MODEL_ENV = "GPTFORALL_JUDGE_MODEL"
+JUDGE_KEY_ENV = "GPTFORALL_JUDGE_API_KEY"
+
+JUDGE_PROMPT = (
+    "You are an impartial judge. Rate the quality of the AI assistant's answer to the user's question "
+    "below. Consider helpfulness, relevance, accuracy, depth and clarity; an answer that repeats itself, "
+    "rambles or does not address the question deserves a low rating. First explain your assessment in "
+    "two or three sentences, then give a rating from 1 to 10 in exactly this format: [[rating]], "
+    "for example [[5]].\n\n"
+    "[Question]\n{question}\n\n[The Start of the Assistant's Answer]\n{answer}\n"
+    "[The End of the Assistant's Answer]"
+)
+
+
+class JudgeConfig:
+    """Where the judge lives: an OpenAI-compatible endpoint and model. The key stays in the environment."""
+
+    def __init__(self, url: str, model: str, key_env: str = JUDGE_KEY_ENV):
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{JUDGE_URL_ENV} must start with http:// or https://, got {url!r}.")
+        if not model.strip():
+            raise ValueError(f"{JUDGE_MODEL_ENV} is empty; set it to the judge model's name.")
+        self.url = url.rstrip("/")
+        self.model = model.strip()
+        self.key_env = key_env
+
+    @property
+    def endpoint(self) -> str:
+        """The chat-completions URL (the base URL may already name it)."""
+        return self.url if self.url.endswith("/chat/completions") else self.url + "/chat/completions"
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"JudgeConfig(endpoint={self.endpoint!r}, model={self.model!r}, key from ${self.key_env})"
+
+
+def judge_config(environ=None) -> JudgeConfig | None:
+    """The judge configured in the environment, or None when GPTFORALL_JUDGE_URL / _MODEL are not both set."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    url, model = environ.get(JUDGE_URL_ENV, "").strip(), environ.get(JUDGE_MODEL_ENV, "").strip()
+    if not url or not model:
+        return None
+    return JudgeConfig(url, model)
+
+
+def judge_request(config: JudgeConfig, question: str, answer: str, environ=None) -> tuple[str, dict, bytes]:
+    """(endpoint, headers, JSON body) of one grading request; the key goes into the Authorization header only."""
+    import json
+    import os
+
+    environ = os.environ if environ is None else environ
+    body = {
+        "model": config.model,
+        "temperature": 0,
+        "max_tokens": 400,
+        "messages": [{"role": "user", "content": JUDGE_PROMPT.format(question=question, answer=answer)}],
+    }
+    headers = {"Content-Type": "application/json"}
+    key = environ.get(config.key_env, "")
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return config.endpoint, headers, json.dumps(body).encode("utf-8")
+
+
+def parse_judge_rating(text: str) -> float | None:
+    """The rating in a judge's reply: the last [[n]] (1..10); None when there is none or it is out of range."""
+    import re
+
+    found = re.findall(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]", text or "")
+    if not found:
+        return None
+    value = float(found[-1])
+    return value if 1 <= value <= 10 else None
+
+
+def judge_answer(config: JudgeConfig, question: str, answer: str, timeout: float = 60.0,
+                 environ=None) -> dict[str, float | str | None]:
+    """Ask the judge to grade one answer: {"rating": 1..10 or None, "explanation": the judge's text}.
+
+    Raises RuntimeError on an HTTP or protocol error (the message never contains the key).
+    """
+    import json
+    import urllib.error
+    import urllib.request
+
+    endpoint, headers, body = judge_request(config, question, answer, environ)
+    request = urllib.request.Request(endpoint, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            payload = json.loads(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as e:
+        raise RuntimeError(f"The judge at {endpoint} answered HTTP {e.code} ({e.reason}).") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as e:
+        raise RuntimeError(f"Could not reach the judge at {endpoint}: {getattr(e, 'reason', e)}.") from None
+    except json.JSONDecodeError:
+        raise RuntimeError(f"The judge at {endpoint} did not answer with JSON.") from None
+    try:
+        text = payload["choices"][0]["message"]["content"] or ""
+    except (KeyError, IndexError, TypeError):
+        raise RuntimeError(f"The judge's reply has no choices[0].message.content: {str(payload)[:200]}") from None
+    return {"rating": parse_judge_rating(text), "explanation": text.strip()}
+
+
+def repetition_rate(text: str, n: int = 3) -> float:
+    """Share of the answer's word n-grams that repeat an earlier n-gram (0: none repeat; near 1: a loop).
+
+    0.0 for answers shorter than n words.
+    """
+    if n <= 0:
+        raise ValueError("n must be positive")
+    words = text.lower().split()
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0.0
+    return 1 - len(set(grams)) / len(grams)
+
+
+def answer_signals(answers: Sequence[str], stopped: Sequence[bool] | None = None, n: int = 3) -> dict[str, float]:
+    """Reference-free signals of a set of answers: mean length in words, mean repetition rate (n-grams),
+    share of empty answers and (when `stopped` is given) share that ended with the end-of-sequence token.
+
+    These measure form, not correctness: a short, non-repetitive answer can still be wrong.
+    """
+    if not answers:
+        raise ValueError("no answers to measure")
+    if stopped is not None and len(stopped) != len(answers):
+        raise ValueError(f"{len(answers)} answers but {len(stopped)} stopped flags")
+    out = {
+        "words": sum(len(a.split()) for a in answers) / len(answers),
+        "repetition": sum(repetition_rate(a, n) for a in answers) / len(answers),
+        "empty": sum(1 for a in answers if not a.strip()) / len(answers),
+    }
+    if stopped is not None:
+        out["stops_at_eos"] = sum(bool(s) for s in stopped) / len(answers)
+    return out
