@@ -42,7 +42,7 @@ def test_08_records_perplexities_and_signals(notebook_run):
 
 
 @pytest.mark.notebooks
-@pytest.mark.cpu_profile
+@pytest.mark.course_bars
 def test_07_cpu_profile_lora_beats_zero_shot_beyond_noise(notebook_run):
     m = notebook_run(MEDICAL, profile="cpu").metrics
     assert m["n_eval"] >= 50
@@ -50,7 +50,7 @@ def test_07_cpu_profile_lora_beats_zero_shot_beyond_noise(notebook_run):
 
 
 @pytest.mark.notebooks
-@pytest.mark.cpu_profile
+@pytest.mark.course_bars
 def test_08_cpu_profile_tuning_changes_the_model(notebook_run):
     m = notebook_run(EVALUATION, profile="cpu").metrics
     assert m["perplexity_tuned"] != pytest.approx(m["perplexity_base"], rel=1e-3)
