@@ -149,10 +149,23 @@ def prompt_tuning_config(model, tokenizer_path: str | None = None, num_virtual_t
                               prompt_tuning_init=PromptTuningInit.RANDOM)
 
 
+def _weights_in(param) -> int:
+    """How many model weights a parameter holds: a 4-bit (bitsandbytes) tensor packs two per byte,
+    so its storage numel() is half the weight count; its quant_state keeps the real shape."""
+    state = getattr(param, "quant_state", None)
+    shape = getattr(state, "shape", None)
+    if shape is not None:
+        count = 1
+        for size in shape:
+            count *= int(size)
+        return count
+    return param.numel()
+
+
 def parameter_counts(model) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    """(trainable, total) parameter counts; 4-bit weights count as the weights they hold, not their bytes."""
+    trainable = sum(_weights_in(p) for p in model.parameters() if p.requires_grad)
+    total = sum(_weights_in(p) for p in model.parameters())
     return trainable, total
 
 
