@@ -109,3 +109,12 @@ def test_short_lora_training_lowers_the_loss(tmp_path):
     assert len(result.loss_history) == 6
     assert result.final_loss < 0.5 * result.first_loss
     assert result.tokens_seen > 0 and result.train_seconds > 0
+
+
+def test_parameter_counts_count_4bit_weights_as_weights(tiny_model):
+    pytest.importorskip("bitsandbytes")
+    from gptforall_utils import models
+
+    quantized = models.load_model("smollm2-135m-instruct", quantization="nf4", verbose=False)
+    # 4-bit storage packs two weights per byte; the count must still be the model's weights.
+    assert training.parameter_counts(quantized)[1] == training.parameter_counts(tiny_model[0])[1]
