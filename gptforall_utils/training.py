@@ -67,13 +67,17 @@ def _common_kwargs(run: env.Run, output_dir, learning_rate, epochs, batch_size, 
 def training_arguments(run: env.Run, output_dir=None, *, learning_rate: float = 2e-4, epochs: float = 1,
                        batch_size: int | None = None, grad_accum: int | None = None, max_steps: int = -1,
                        logging_steps: int = 5, warmup_steps: int = 0,
-                       gradient_checkpointing: bool | None = None, **overrides):
-    """transformers TrainingArguments sized by profile, with precision chosen by the hardware."""
+                       gradient_checkpointing: bool | None = None, group_by_length: bool = True, **overrides):
+    """transformers TrainingArguments sized by profile, with precision chosen by the hardware.
+
+    group_by_length batches examples of similar length together, so dynamic padding adds little.
+    """
     from transformers import TrainingArguments
 
     kwargs = _common_kwargs(run, output_dir, learning_rate, epochs, batch_size, grad_accum, max_steps,
                             logging_steps, warmup_steps, gradient_checkpointing)
     kwargs["remove_unused_columns"] = False
+    kwargs["train_sampling_strategy"] = "group_by_length" if group_by_length else "random"
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
 
@@ -145,10 +149,23 @@ def prompt_tuning_config(model, tokenizer_path: str | None = None, num_virtual_t
                               prompt_tuning_init=PromptTuningInit.RANDOM)
 
 
+def _weights_in(param) -> int:
+    """How many model weights a parameter holds: a 4-bit (bitsandbytes) tensor packs two per byte,
+    so its storage numel() is half the weight count; its quant_state keeps the real shape."""
+    state = getattr(param, "quant_state", None)
+    shape = getattr(state, "shape", None)
+    if shape is not None:
+        count = 1
+        for size in shape:
+            count *= int(size)
+        return count
+    return param.numel()
+
+
 def parameter_counts(model) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    """(trainable, total) parameter counts; 4-bit weights count as the weights they hold, not their bytes."""
+    trainable = sum(_weights_in(p) for p in model.parameters() if p.requires_grad)
+    total = sum(_weights_in(p) for p in model.parameters())
     return trainable, total
 
 
@@ -181,11 +198,59 @@ def prompt_completion_dataset(tokenizer, prompts: list[str], completions: list[s
     return Dataset.from_list(rows)
 
 
-def collator(tokenizer):
-    """Pads input_ids/attention_mask with the pad token and labels with -100, per batch (dynamic padding)."""
-    from transformers import DataCollatorForSeq2Seq
+class PadCollator:
+    """Pads each batch to its own longest example (dynamic padding): input_ids with the pad token,
+    attention_mask with 0, labels with -100. padding_side="left" lines up every example's answer at
+    the right edge, which is where label-word scoring reads it and keeps answer columns few."""
 
-    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
+    def __init__(self, pad_token_id: int, padding_side: str = "right"):
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}.")
+        self.pad_token_id = pad_token_id
+        self.padding_side = padding_side
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        longest = max(len(f["input_ids"]) for f in features)
+        batch: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": []}
+        fill = {"input_ids": self.pad_token_id, "attention_mask": 0, "labels": -100}
+        for f in features:
+            n_pad = longest - len(f["input_ids"])
+            for key in batch:
+                values = list(f[key]) if key in f else [1] * len(f["input_ids"])
+                pad = [fill[key]] * n_pad
+                batch[key].append(pad + values if self.padding_side == "left" else values + pad)
+        return {k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()}
+
+
+def collator(tokenizer, padding_side: str = "right"):
+    """Pads input_ids/attention_mask with the pad token and labels with -100, per batch (dynamic padding)."""
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return PadCollator(pad_id, padding_side)
+
+
+def padding_share(dataset, batch_size: int, group_by_length: bool = False, seed: int = 0) -> float:
+    """Share of padding tokens in the batches a dataset makes under dynamic padding: random batches,
+    or batches of similar length (what train_sampling_strategy="group_by_length" does)."""
+    import random
+
+    lengths = [len(x) for x in dataset["input_ids"]]
+    if not lengths:
+        raise ValueError("The dataset is empty.")
+    order = list(range(len(lengths)))
+    random.Random(seed).shuffle(order)
+    if group_by_length:
+        # Like transformers' LengthGroupedSampler: sort within mega-batches of 50 batches.
+        mega = 50 * batch_size
+        order = [i for s in range(0, len(order), mega)
+                 for i in sorted(order[s:s + mega], key=lambda i: -lengths[i])]
+    padded = real = 0
+    for s in range(0, len(order), batch_size):
+        chunk = [lengths[i] for i in order[s:s + batch_size]]
+        padded += max(chunk) * len(chunk)
+        real += sum(chunk)
+    return 1 - real / padded
 
 
 def check_training_setup(dataset, batch_size: int) -> None:
@@ -257,11 +322,68 @@ def run_trainer(trainer, method: str) -> TrainResult:
                        loss_history=history)
 
 
-def train(model, train_dataset, args, tokenizer, method: str = "lora", callbacks=None) -> TrainResult:
-    """Train `model` on a tokenized prompt/completion dataset with transformers' Trainer, measured."""
+def _virtual_tokens(model) -> int:
+    """How many soft-prompt positions PEFT prepends (prompt tuning), else 0."""
+    config = getattr(model, "active_peft_config", None)
+    if config is not None and getattr(config, "is_prompt_learning", False):
+        return int(config.num_virtual_tokens)
+    return 0
+
+
+def answer_only_loss(model, inputs: dict, num_items_in_batch=None):
+    """Causal-LM loss that computes logits only where a label exists.
+
+    The output layer (vocab x hidden: 49,152 x 576 for SmolLM2) would otherwise make logits for every
+    prompt token, although only the answer tokens enter the loss. Same value as the usual loss.
+    Returns (loss, outputs).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    inputs = dict(inputs)
+    labels = inputs.pop("labels")
+    targets = labels[:, 1:]                                   # position t predicts token t+1
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = targets != -100                            # (b, seq): positions whose next token is an answer
+    n_virtual = _virtual_tokens(model)
+    if n_virtual:                                             # soft prompt sits before the text
+        keep = torch.cat([keep.new_zeros(keep.shape[0], n_virtual), keep], dim=1)
+    outputs = model(**inputs, logits_to_keep=keep)
+    logits = outputs.logits.reshape(-1, outputs.logits.shape[-1])  # (n_answer_tokens, vocab)
+    loss = F.cross_entropy(logits.float(), targets[targets != -100], reduction="sum")
+    count = num_items_in_batch if num_items_in_batch is not None else (targets != -100).sum().clamp(min=1)
+    return loss / count, outputs
+
+
+def _trainer_class():
+    from transformers import Trainer
+
+    class AnswerOnlyTrainer(Trainer):
+        """Trainer whose loss computes logits only at the answer positions (see answer_only_loss)."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if "labels" not in inputs:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss, outputs = answer_only_loss(model, inputs, num_items_in_batch)
+            return (loss, outputs) if return_outputs else loss
+
+    return AnswerOnlyTrainer
+
+
+def train(model, train_dataset, args, tokenizer, method: str = "lora", callbacks=None,
+          answer_only: bool = True) -> TrainResult:
+    """Train `model` on a tokenized prompt/completion dataset with transformers' Trainer, measured.
+
+    answer_only=True computes logits only at answer positions and left-pads batches so the answers
+    share a few columns (same loss, less work); False uses the stock Trainer and right padding.
+    """
     from transformers import Trainer
 
     check_training_setup(train_dataset, args.per_device_train_batch_size)
-    trainer = Trainer(model=model, args=args, train_dataset=train_dataset, data_collator=collator(tokenizer),
-                      callbacks=callbacks)
+    if "input_ids" not in train_dataset.column_names or "labels" not in train_dataset.column_names:
+        raise ValueError("train() needs a tokenized dataset with input_ids and labels; build it with "
+                         "training.prompt_completion_dataset().")
+    cls = _trainer_class() if answer_only else Trainer
+    trainer = cls(model=model, args=args, train_dataset=train_dataset,
+                  data_collator=collator(tokenizer, "left" if answer_only else "right"), callbacks=callbacks)
     return run_trainer(trainer, method)
