@@ -140,8 +140,22 @@ def run_course(profile: str = "auto", only: list[str] | None = None, solutions: 
         results.append(res)
         mark = "ok    " if res.status == "ok" else "FAILED"
         tqdm.write(f"{mark} {res.notebook:<40} {res.seconds:8.1f} s  {res.error}")
-    write_report(results, output_dir, profile)
+    write_report(_with_earlier_runs(results, output_dir), output_dir, profile)
     return results
+
+
+def _with_earlier_runs(results: list[NotebookResult], output_dir: Path) -> list[NotebookResult]:
+    """Keep the earlier entries of notebooks not run this time (e.g. after --only), so the report
+    stays complete; entries are ordered by notebook name."""
+    previous = output_dir / "results.json"
+    if not previous.is_file():
+        return results
+    try:
+        earlier = {n["notebook"]: NotebookResult(**n) for n in json.loads(previous.read_text())["notebooks"]}
+    except (ValueError, KeyError, TypeError):
+        return results
+    earlier.update({r.notebook: r for r in results})
+    return [earlier[k] for k in sorted(earlier)]
 
 
 def _fmt(value) -> str:

@@ -62,3 +62,12 @@ def test_a_notebook_that_records_nothing_fails(tmp_path):
     _write(folder, "03_silent", [("code", "print('no metrics')")])
     result = course.run_notebook(folder / "03_silent.ipynb", "smoke", tmp_path / "reports")
     assert result.status == "failed" and "metrics.json" in result.error
+
+
+@pytest.mark.notebooks
+def test_report_keeps_notebooks_not_rerun(tiny_course, tmp_path):
+    reports = tmp_path / "reports"
+    course.run_course("smoke", reports=reports, notebooks_dir=tiny_course)
+    course.run_course("smoke", only=["01"], reports=reports, notebooks_dir=tiny_course)
+    data = json.loads((reports / "smoke" / "results.json").read_text())
+    assert [n["notebook"] for n in data["notebooks"]] == ["01_good", "02_bad"]
