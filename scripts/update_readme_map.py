@@ -50,7 +50,7 @@ def measured_times(reports: Path) -> dict[str, dict[str, float]]:
         try:
             rows = json.loads(file.read_text())["notebooks"]
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{file} is not a course results file ({e}); rerun `python -m gptforall_utils.course`.")
+            raise ValueError(f"{file} is not a course results file ({e}); rerun `python -m gptforall_utils.course`.") from e
         times[profile] = {r["notebook"]: float(r["seconds"]) for r in rows if r.get("status") == "ok"}
     return times
 
