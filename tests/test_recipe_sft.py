@@ -1,4 +1,4 @@
-"""The SFT recipe runs unchanged under `accelerate launch`: two CPU processes (DDP over gloo) train on
+"""The SFT recipe runs unchanged under `accelerate launch`: two CPU processes (torchrun, DDP over gloo) train on
 disjoint shards, their losses are finite, the averaged gradients change the adapter, and exactly one
 process writes exactly one adapter."""
 
@@ -35,10 +35,12 @@ def ddp_run(tmp_path_factory):
     launcher = [str(accelerate)] if accelerate.exists() else [sys.executable, "-m", "accelerate.commands.launch"]
     if accelerate.exists():
         launcher.append("launch")
-    cmd = launcher + ["--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+    # `--cpu` alone would start ONE process in accelerate 1.15 (several only via mpirun); --multi_gpu
+    # starts two with torchrun, and with no visible GPU they train on the CPU over gloo.
+    cmd = launcher + ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
                       "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
                       "-m", "gptforall_utils.recipes.sft", *SMALL, "--output-dir", str(out)]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
+    env = dict(os.environ, HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"accelerate launch failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
@@ -58,11 +60,14 @@ def test_two_processes_train_on_disjoint_shards(ddp_run):
 
 
 def test_losses_are_finite_on_every_rank(ddp_run):
+    """The Trainer logs the loss averaged over ranks, so both ranks must report the same finite values."""
     out, _ = ddp_run
     for k in (0, 1):
         history = json.loads((out / f"rank{k}.json").read_text())["loss_history"]
         assert len(history) == 2
         assert all(math.isfinite(loss) and loss > 0 for _, loss in history)
+    h0, h1 = (json.loads((out / f"rank{k}.json").read_text())["loss_history"] for k in (0, 1))
+    assert h0 == h1
 
 
 def test_one_adapter_written_once_and_trained(ddp_run):

@@ -2,8 +2,9 @@
 
 One process:
     python -m gptforall_utils.recipes.sft --max-steps 50 --output-dir outputs/sft
-Two CPU processes (DDP over gloo; how CI tests it):
-    accelerate launch --cpu --num_processes 2 -m gptforall_utils.recipes.sft --max-steps 4
+Two CPU processes (DDP over gloo; how CI tests it). In accelerate 1.15 `--cpu` starts several
+processes only through mpirun, so start them with torchrun (--multi_gpu) and hide the GPUs:
+    CUDA_VISIBLE_DEVICES= accelerate launch --multi_gpu --num_processes 2 -m gptforall_utils.recipes.sft --max-steps 4
 Several GPUs (configs/accelerate/):
     accelerate launch --config_file configs/accelerate/ddp_multi_gpu.yaml -m gptforall_utils.recipes.sft ...
     accelerate launch --config_file configs/accelerate/fsdp_multi_gpu.yaml -m gptforall_utils.recipes.sft ...
