@@ -140,11 +140,11 @@ def run_course(profile: str = "auto", only: list[str] | None = None, solutions: 
         results.append(res)
         mark = "ok    " if res.status == "ok" else "FAILED"
         tqdm.write(f"{mark} {res.notebook:<40} {res.seconds:8.1f} s  {res.error}")
-    write_report(_with_earlier_runs(results, output_dir), output_dir, profile)
+    write_report(merge_with_earlier(results, output_dir), output_dir, profile)
     return results
 
 
-def _with_earlier_runs(results: list[NotebookResult], output_dir: Path) -> list[NotebookResult]:
+def merge_with_earlier(results: list[NotebookResult], output_dir: Path) -> list[NotebookResult]:
     """Keep the earlier entries of notebooks not run this time (e.g. after --only), so the report
     stays complete; entries are ordered by notebook name."""
     previous = output_dir / "results.json"

@@ -12,11 +12,23 @@ import pytest  # noqa: E402
 
 
 class NotebookRuns:
-    """Runs a notebook through the course runner at most once per (notebook, profile) per session."""
+    """Runs a notebook through the course runner at most once per (notebook, profile) per session.
+
+    Runs land in reports/<profile>/ like `make course`'s, and the session ends by writing
+    reports/<profile>/results.md: a test run doubles as a measured smoke run of the course.
+    """
 
     def __init__(self, reports):
         self.reports = reports
         self.cache = {}
+
+    def write_reports(self) -> None:
+        from gptforall_utils import course
+
+        for profile in sorted({p for _, p in self.cache}):
+            results = [r for (_, p), r in self.cache.items() if p == profile]
+            out = self.reports / profile
+            course.write_report(course.merge_with_earlier(results, out), out, profile)
 
     def __call__(self, stem: str, profile: str = "smoke"):
         from gptforall_utils import course
@@ -35,9 +47,13 @@ class NotebookRuns:
 
 
 @pytest.fixture(scope="session")
-def notebook_run(tmp_path_factory):
+def notebook_run():
     """notebook_run("04_sentiment_classification", profile="smoke") -> course.NotebookResult (cached)."""
-    return NotebookRuns(tmp_path_factory.mktemp("reports"))
+    from gptforall_utils import course
+
+    runs = NotebookRuns(course.REPORTS)
+    yield runs
+    runs.write_reports()
 
 
 @pytest.fixture(scope="session")
