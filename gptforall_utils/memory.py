@@ -91,6 +91,29 @@ class PeakMemory:
         return (self.peak - self.baseline) / MB
 
 
+def release_freed_memory() -> None:
+    """Hand memory that Python and PyTorch have freed back to the operating system before measuring.
+
+    On CPU, glibc keeps freed blocks in its heap, so a second measurement in the same process would
+    reuse them and look smaller; malloc_trim returns them. On a GPU, empty PyTorch's cache.
+    """
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows): nothing to trim
+        pass
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
 # ---------------------------------------------------------------- hardware and prices (one place, dated)
 PRICES_AS_OF = "2026-11"
 
@@ -241,11 +264,13 @@ def model_config(model: str | ModelConfig) -> ModelConfig:
                      "a ModelConfig or a transformers config.")
 
 
-def lora_params(model: str | ModelConfig, r: int = 8, targets: tuple[str, ...] = LORA_TARGETS) -> int:
-    """Trainable parameters of LoRA adapters: r * (in + out) for every targeted linear layer."""
+def lora_params(model: str | ModelConfig, r: int = 8, targets: tuple[str, ...] | None = None) -> int:
+    """Trainable parameters of LoRA adapters: r * (in + out) for every targeted linear layer
+    (targets=None: every linear layer of the block)."""
     cfg = model_config(model)
     _positive(r=r)
     shapes = cfg.linear_shapes()
+    targets = tuple(shapes) if targets is None else tuple(targets)
     unknown = [t for t in targets if t not in shapes]
     if unknown or not targets:
         raise ValueError(f"Unknown LoRA target(s) {unknown}; choose from: {', '.join(shapes)}.")
@@ -326,7 +351,7 @@ def weight_bytes(model: str | ModelConfig, precision: str) -> float:
 
 def estimate(model: str | ModelConfig, method: str = "full", precision: str = "fp32", optimizer: str = "adamw",
              batch_size: int = 1, seq_len: int = 512, lora_r: int = 8,
-             lora_targets: tuple[str, ...] = LORA_TARGETS, num_virtual_tokens: int = 20,
+             lora_targets: tuple[str, ...] | None = None, num_virtual_tokens: int = 20,
              checkpointing: bool = False) -> Breakdown:
     """Training memory by part: weights, gradients, optimizer states, activations.
 
