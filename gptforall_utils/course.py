@@ -92,7 +92,7 @@ def run_notebook(path: Path, profile: str, output_dir: Path, seed: int = 0, mode
         status = "ok"
     except pm.PapermillExecutionError as e:
         status = "failed"
-        error = f"cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}"
+        error = f"{_failing_cell(executed) or 'a cell'}: {e.ename}: {e.evalue}"
     except Exception as e:  # kernel died, timeout, bad notebook JSON
         status = "failed"
         error = f"{type(e).__name__}: {e}"
@@ -103,6 +103,20 @@ def run_notebook(path: Path, profile: str, output_dir: Path, seed: int = 0, mode
     elif status == "ok":
         status, error = "failed", f"the notebook did not write {metrics_file.relative_to(output_dir)}"
     return NotebookResult(stem, status, round(seconds, 1), metrics, error, str(executed))
+
+
+def _failing_cell(executed: Path) -> str:
+    """Name the cell that raised, by its first source line (found by its error output)."""
+    try:
+        cells = json.loads(executed.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return ""
+    for cell in cells:
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            first = next((line for line in src.splitlines() if line.strip()), "")
+            return f"cell starting {first.strip()[:70]!r}"
+    return ""
 
 
 def run_course(profile: str = "auto", only: list[str] | None = None, solutions: bool = False,
@@ -188,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--model", default="auto")
     r.add_argument("--data", default="auto")
     r.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    r.add_argument("--notebooks-dir", default=str(NOTEBOOKS), help="folder of NN_topic.ipynb notebooks")
     sub.add_parser("list", help="list the notebooks")
     args = parser.parse_args(argv)
     if args.command == "list":
@@ -196,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     results = run_course(args.profile, args.only, args.solutions, Path(args.reports), args.seed, args.model,
-                         args.data, timeout=args.timeout)
+                         args.data, notebooks_dir=Path(args.notebooks_dir), timeout=args.timeout)
     failed = [r for r in results if r.status != "ok"]
     from .env import resolve_profile
 

