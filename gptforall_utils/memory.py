@@ -114,6 +114,29 @@ def release_freed_memory() -> None:
         pass
 
 
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+
+
+def return_freed_memory(threshold: int = 64 * 1024) -> bool:
+    """Make this process's resident memory follow its live tensors (glibc only; returns whether it could).
+
+    From now on every allocation of at least `threshold` bytes gets its own pages from the OS and gives
+    them back when freed, instead of glibc keeping freed blocks in its heap for reuse. A CPU peak-RSS
+    measurement then counts what CUDA's max_memory_allocated counts on a GPU: live tensors. Call it
+    before the process allocates large tensors (blocks already in the heap are still reused); it costs
+    a little speed.
+    """
+    import ctypes
+
+    _positive(threshold=threshold)
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, Windows)
+        return False
+    release_freed_memory()
+    return bool(mallopt(M_MMAP_THRESHOLD, int(threshold)))
+
+
 # ---------------------------------------------------------------- hardware and prices (one place, dated)
 PRICES_AS_OF = "2026-11"
 
@@ -277,25 +300,46 @@ def lora_params(model: str | ModelConfig, r: int = 8, targets: tuple[str, ...] |
     return cfg.layers * sum(r * (shapes[t][0] + shapes[t][1]) for t in targets)
 
 
-def activation_values_per_token(model: str | ModelConfig, checkpointing: bool = False) -> dict[str, float]:
-    """Values kept for the backward pass, per token, in a LLaMA-style block (eager PyTorch autograd).
+def activation_values_per_token(model: str | ModelConfig, checkpointing: bool = False, method: str = "full",
+                                lora_r: int = 8, lora_targets: tuple[str, ...] | None = None,
+                                lora_dropout: float = 0.0) -> dict[str, float]:
+    """Values that autograd keeps for the backward pass, per token (eager PyTorch, LLaMA-style block).
 
-    Per block: the residual stream entering it (h) and after attention (h); each RMSNorm keeps its
-    normalised output and the weighted output (2h each, two norms); the rotated queries (h), keys and
-    values (2 kv) and the attention output before and after reshaping (2h); the MLP keeps the gate,
-    its activation, the up projection and their product (4 i; 2 i without a gate). With gradient
-    checkpointing only the residual stream entering each block is kept (plus one block recomputed).
-    The language-model head keeps the logits, their log-probabilities and the logits' gradient (3 V).
+    The count matches what `torch.autograd.graph.saved_tensors_hooks` reports for SmolLM2 (notebook 01).
+    Full fine-tuning keeps 8h + 2kv + 4i per block: the residual stream and the normalised values around
+    the two RMSNorms (the norm weights need them for their gradients), the inputs of the linear layers, the
+    rotated queries, the keys and values and the attention output, and in the MLP the gate, its activation,
+    the up projection and their product (2i without a gate); plus one scale per norm and one log-sum-exp per
+    head, and 3h around the final norm. A frozen base (LoRA, QLoRA, prompt tuning) keeps 2h less per block:
+    frozen norms need no normalised copy, and a frozen linear layer needs only its weight to pass the
+    gradient back. Each LoRA adapter keeps the output of its A matrix (r values); with lora_dropout > 0
+    peft drops the input of every adapted layer separately, so each adapter also keeps its dropped input
+    and the dropout mask (2 x in_features). With gradient checkpointing only the residual stream entering
+    each block is kept (plus one block being recomputed). The language-model head keeps the
+    log-probabilities over the vocabulary; the backward pass adds their gradient and the logits' gradient,
+    3V at its peak.
     """
     cfg = model_config(model)
+    _choice("method", method, METHODS)
+    if not 0 <= lora_dropout < 1:
+        raise ValueError(f"lora_dropout must be in [0, 1), got {lora_dropout!r}.")
     h, kv, i = cfg.hidden, cfg.kv_dim, cfg.intermediate
-    block = 9 * h + 2 * kv + (4 if cfg.gated_mlp else 2) * i
+    frozen = method != "full"
+    block = (6 if frozen else 8) * h + 2 * kv + (4 if cfg.gated_mlp else 2) * i + 2 + cfg.heads
+    top = 0 if frozen else 3 * h
+    if method in ("lora", "qlora"):
+        shapes = cfg.linear_shapes()
+        targets = tuple(shapes) if lora_targets is None else tuple(lora_targets)
+        block += lora_r * len(targets)
+        if lora_dropout > 0:
+            block += 2 * sum(shapes[t][0] for t in targets if t in shapes)
     blocks = (cfg.layers * h + block) if checkpointing else cfg.layers * block
-    return {"blocks": float(blocks), "logits": 3.0 * cfg.vocab}
+    return {"blocks": float(blocks + top), "logits": 3.0 * cfg.vocab}
 
 
 def activation_bytes(model: str | ModelConfig, batch_size: int, seq_len: int, precision: str = "fp32",
-                     checkpointing: bool = False) -> float:
+                     checkpointing: bool = False, method: str = "full", lora_r: int = 8,
+                     lora_targets: tuple[str, ...] | None = None, lora_dropout: float = 0.0) -> float:
     """Bytes of activations kept for backward for one batch (batch_size x seq_len tokens).
 
     Logits stay fp32 whatever the precision (transformers upcasts them for the loss).
@@ -303,7 +347,7 @@ def activation_bytes(model: str | ModelConfig, batch_size: int, seq_len: int, pr
     _positive(batch_size=batch_size, seq_len=seq_len)
     _choice("precision", precision, tuple(PRECISION_BYTES))
     compute = PRECISION_BYTES[precision] if precision in HALF else 4.0
-    per_token = activation_values_per_token(model, checkpointing)
+    per_token = activation_values_per_token(model, checkpointing, method, lora_r, lora_targets, lora_dropout)
     return batch_size * seq_len * (per_token["blocks"] * compute + per_token["logits"] * 4.0)
 
 
@@ -352,7 +396,7 @@ def weight_bytes(model: str | ModelConfig, precision: str) -> float:
 def estimate(model: str | ModelConfig, method: str = "full", precision: str = "fp32", optimizer: str = "adamw",
              batch_size: int = 1, seq_len: int = 512, lora_r: int = 8,
              lora_targets: tuple[str, ...] | None = None, num_virtual_tokens: int = 20,
-             checkpointing: bool = False) -> Breakdown:
+             checkpointing: bool = False, lora_dropout: float = 0.0) -> Breakdown:
     """Training memory by part: weights, gradients, optimizer states, activations.
 
     method: "full" (every weight trains), "lora" (frozen base + adapters), "prompt_tuning" (frozen
@@ -389,7 +433,8 @@ def estimate(model: str | ModelConfig, method: str = "full", precision: str = "f
         gradients = trainable * 4.0
         optimizer_bytes = trainable * OPTIMIZER_STATE_BYTES[optimizer]
         weights += trainable * 4.0
-    activations = activation_bytes(cfg, batch_size, tokens, compute, checkpointing)
+    activations = activation_bytes(cfg, batch_size, tokens, compute, checkpointing, method, lora_r, lora_targets,
+                                   lora_dropout)
     return Breakdown(weights, gradients, optimizer_bytes, activations, trainable, n + (0 if method == "full" else trainable),
                      label=f"{cfg.name} {method} {precision} {optimizer}")
 

@@ -134,3 +134,56 @@ def test_lora_never_needs_more_than_full(cfg, precision, optimizer, b, s, r):
     full = memory.estimate(cfg, "full", precision, optimizer, batch_size=b, seq_len=s).total
     assert memory.estimate(cfg, "lora", precision, optimizer, batch_size=b, seq_len=s, lora_r=r).total <= full
     assert memory.estimate(cfg, "qlora", precision, optimizer, batch_size=b, seq_len=s, lora_r=r).total <= full
+
+
+def _saved_bytes_per_token(model, seq_len):
+    """What autograd keeps for backward in one forward pass, per token (distinct storages, weights excluded)."""
+    import torch
+
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    kept = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in weights:
+            kept[s.data_ptr()] = s.nbytes()
+        return t
+
+    ids = torch.randint(0, model.config.vocab_size, (1, seq_len), generator=torch.Generator().manual_seed(0))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(input_ids=ids, labels=ids).loss.detach()
+    return sum(kept.values()) / seq_len
+
+
+@pytest.mark.parametrize("method,dropout", [("full", 0.0), ("lora", 0.0), ("lora", 0.1)])
+def test_activation_count_matches_what_autograd_saves(method, dropout):
+    from peft import LoraConfig, get_peft_model
+
+    from gptforall_utils import models
+
+    model = models.load_model("smollm2-135m-instruct", verbose=False)  # a fresh copy: peft edits it in place
+    if method == "lora":
+        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=dropout,
+                                                 target_modules=list(memory.LORA_TARGETS)))
+    model.train()
+    per_token = memory.activation_values_per_token(model, method=method, lora_dropout=dropout)
+    # the formula's 3V includes two gradients that exist only in the backward pass; autograd saves one V
+    counted = 4 * (per_token["blocks"] + per_token["logits"] / 3)
+    assert counted == pytest.approx(_saved_bytes_per_token(model, 16), rel=0.05 if dropout == 0 else 0.1)
+
+
+def test_frozen_base_keeps_fewer_activations_and_dropout_adds_copies():
+    cfg = memory.MODELS["SmolLM2-135M"]
+    full = memory.activation_values_per_token(cfg, method="full")["blocks"]
+    lora = memory.activation_values_per_token(cfg, method="lora", lora_r=8)["blocks"]
+    dropped = memory.activation_values_per_token(cfg, method="lora", lora_r=8, lora_dropout=0.05)["blocks"]
+    assert lora < full < dropped
+    inputs = sum(a for a, _ in cfg.linear_shapes().values())
+    assert dropped - lora == 2 * inputs * cfg.layers
+    with pytest.raises(ValueError, match="lora_dropout"):
+        memory.estimate(cfg, "lora", lora_dropout=1.5)
+
+
+def test_return_freed_memory_rejects_a_nonsense_threshold():
+    with pytest.raises(ValueError, match="threshold"):
+        memory.return_freed_memory(0)
