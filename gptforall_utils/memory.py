@@ -314,7 +314,8 @@ def activation_values_per_token(model: str | ModelConfig, checkpointing: bool = 
     frozen norms need no normalised copy, and a frozen linear layer needs only its weight to pass the
     gradient back. Each LoRA adapter keeps the output of its A matrix (r values); with lora_dropout > 0
     peft drops the input of every adapted layer separately, so each adapter also keeps its dropped input
-    and the dropout mask (2 x in_features). With gradient checkpointing only the residual stream entering
+    and the dropout mask (2 x in_features: an upper bound, about 15% high for SmolLM2, because autograd
+    does not keep every mask). With gradient checkpointing only the residual stream entering
     each block is kept (plus one block being recomputed). The language-model head keeps the
     log-probabilities over the vocabulary; the backward pass adds their gradient and the logits' gradient,
     3V at its peak.

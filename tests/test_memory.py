@@ -169,7 +169,11 @@ def test_activation_count_matches_what_autograd_saves(method, dropout):
     per_token = memory.activation_values_per_token(model, method=method, lora_dropout=dropout)
     # the formula's 3V includes two gradients that exist only in the backward pass; autograd saves one V
     counted = 4 * (per_token["blocks"] + per_token["logits"] / 3)
-    assert counted == pytest.approx(_saved_bytes_per_token(model, 16), rel=0.05 if dropout == 0 else 0.1)
+    saved = _saved_bytes_per_token(model, 16)
+    if dropout == 0:
+        assert counted == pytest.approx(saved, rel=0.05)
+    else:  # a dropped copy and a mask per adapter is an upper bound: autograd keeps fewer masks
+        assert saved <= counted <= 1.2 * saved
 
 
 def test_frozen_base_keeps_fewer_activations_and_dropout_adds_copies():
