@@ -373,6 +373,12 @@ class Breakdown:
         """What a training step needs on top of a model already loaded (what PeakMemory measures)."""
         return self.total - self.weights
 
+    @property
+    def peak_above_weights(self) -> float:
+        """The training step's peak on top of the loaded model: the backward pass frees activations while it
+        builds gradients, so the two are never all there at once; the peak holds the larger of them."""
+        return self.optimizer + max(self.gradients, self.activations)
+
     def gb(self) -> dict[str, float]:
         """The parts and the total in GB (1e9 bytes)."""
         parts = {"weights": self.weights, "gradients": self.gradients, "optimizer": self.optimizer,

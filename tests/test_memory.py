@@ -191,3 +191,12 @@ def test_frozen_base_keeps_fewer_activations_and_dropout_adds_copies():
 def test_return_freed_memory_rejects_a_nonsense_threshold():
     with pytest.raises(ValueError, match="threshold"):
         memory.return_freed_memory(0)
+
+
+def test_peak_holds_the_larger_of_gradients_and_activations():
+    short = memory.estimate("SmolLM2-135M", "full", seq_len=16)  # gradients dominate
+    long = memory.estimate("SmolLM2-135M", "full", batch_size=8, seq_len=2048)  # activations dominate
+    assert short.peak_above_weights == pytest.approx(short.optimizer + short.gradients)
+    assert long.peak_above_weights == pytest.approx(long.optimizer + long.activations)
+    for b in (short, long):
+        assert b.peak_above_weights < b.above_weights
