@@ -80,13 +80,16 @@ def perplexity(model, tokenizer, texts: str | Sequence[str], max_length: int = 5
 
     The texts are joined with blank lines and tokenized once. Windows of `max_length` tokens move
     by `stride`; each window scores only the tokens not scored before, so every token (after the
-    first) is predicted once, with up to max_length - stride tokens of context. Returns
+    first) is predicted exactly once, with at least max_length - stride tokens of context (fewer
+    at the very start). Returns
     exp(mean negative log-likelihood per predicted token).
     """
     import torch
 
-    if stride <= 0 or max_length <= 0 or stride > max_length:
-        raise ValueError("need 0 < stride <= max_length")
+    if stride <= 0 or max_length <= 1 or stride >= max_length:
+        # Windows must overlap by at least one token: a window's first token has no context inside
+        # it, so with stride == max_length the token at every window boundary would never be scored.
+        raise ValueError(f"need 0 < stride < max_length (got stride={stride}, max_length={max_length})")
     text = texts if isinstance(texts, str) else "\n\n".join(texts)
     ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"][0]
     if max_tokens is not None:
