@@ -99,7 +99,9 @@ def test_every_registered_task_loads_offline_in_its_schema():
     for name in data.tasks():
         task = data.get_task(name)
         dd = data.load(name, "offline", seed=0)
-        assert {"train", "test"} <= set(dd)
+        assert "test" in dd  # benchmark_questions is test-only: there is nothing to train on
+        if name != "benchmark_questions":
+            assert "train" in dd
         for split in dd.values():
             assert len(split) > 0
             assert set(task.columns) <= set(split.column_names)

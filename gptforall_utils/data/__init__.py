@@ -1,7 +1,8 @@
 """The dataset catalog: for each task a Hub source, an offline source and a local-file option.
 
 Every source is normalised to one schema per task and returned as a `datasets.DatasetDict`
-with at least "train" and "test" splits. `DATA` in a notebook's parameters cell is one of
+with a "test" split, and a "train" split for every task that is trained on (all but the
+evaluation-only benchmark_questions). `DATA` in a notebook's parameters cell is one of
 "auto" (Hub when it answers, else offline), "hub", "offline", or a local .jsonl/.csv file.
 
     from gptforall_utils import data
