@@ -313,9 +313,12 @@ def run_trainer(trainer, method: str) -> TrainResult:
     device = "cuda" if trainer.args.device.type == "cuda" else "cpu"
     started = time.perf_counter()
     with PeakMemory(device) as pm:
-        trainer.train()
+        output = trainer.train()
     seconds = time.perf_counter() - started
     history = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    if not history:
+        # Fewer steps than logging_steps (a smoke run): keep the run's mean loss as its one point.
+        history = [(output.global_step, output.training_loss)]
     trainer.model.eval()
     return TrainResult(method=method, trainable_params=trainable, total_params=total, train_seconds=seconds,
                        peak_memory_mb=pm.peak_mb, tokens_seen=int(trainer.state.num_input_tokens_seen),

@@ -118,3 +118,17 @@ def test_parameter_counts_count_4bit_weights_as_weights(tiny_model):
     quantized = models.load_model("smollm2-135m-instruct", quantization="nf4", verbose=False)
     # 4-bit storage packs two weights per byte; the count must still be the model's weights.
     assert training.parameter_counts(quantized)[1] == training.parameter_counts(tiny_model[0])[1]
+
+
+def test_a_run_shorter_than_logging_steps_still_reports_its_loss(tmp_path, tiny_model):
+    import math
+
+    from peft import get_peft_model
+
+    model, tok = tiny_model
+    peft_model = get_peft_model(model, training.lora_config(model, r=2, target_modules=("q_proj",)))
+    args = training.training_arguments(_run(tmp_path), batch_size=4, max_steps=2, logging_steps=50)
+    result = training.train(peft_model, _dataset(tok, 8), args, tok)
+    peft_model.unload()  # give the shared fixture model back unchanged
+    assert len(result.loss_history) == 1 and result.loss_history[0][0] == 2
+    assert math.isfinite(result.final_loss) and result.final_loss > 0
