@@ -304,6 +304,16 @@ class TrainResult:
         }
 
 
+def _remove_if_empty(folder) -> None:
+    """Trainer creates its output_dir even when it saves nothing (save_strategy="no"); an empty
+    folder left behind only confuses a student looking for a checkpoint. Anything inside is kept."""
+    from pathlib import Path
+
+    path = Path(folder)
+    if path.is_dir() and not any(path.iterdir()):
+        path.rmdir()
+
+
 def run_trainer(trainer, method: str) -> TrainResult:
     """Train with an already-built Trainer/SFTTrainer and measure time, peak memory, tokens and losses."""
     check_training_setup(trainer.train_dataset, trainer.args.per_device_train_batch_size)
@@ -315,6 +325,7 @@ def run_trainer(trainer, method: str) -> TrainResult:
     with PeakMemory(device) as pm:
         output = trainer.train()
     seconds = time.perf_counter() - started
+    _remove_if_empty(trainer.args.output_dir)
     history = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     if not history:
         # Fewer steps than logging_steps (a smoke run): keep the run's mean loss as its one point.

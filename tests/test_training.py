@@ -132,3 +132,15 @@ def test_a_run_shorter_than_logging_steps_still_reports_its_loss(tmp_path, tiny_
     peft_model.unload()  # give the shared fixture model back unchanged
     assert len(result.loss_history) == 1 and result.loss_history[0][0] == 2
     assert math.isfinite(result.final_loss) and result.final_loss > 0
+    # Nothing was saved (save_strategy="no"), so no empty checkpoint folder is left behind.
+    assert (tmp_path / "t_training").is_dir() and not (tmp_path / "t_training" / "checkpoints").exists()
+
+
+def test_only_an_empty_output_folder_is_removed(tmp_path):
+    empty, kept = tmp_path / "empty", tmp_path / "kept"
+    empty.mkdir()
+    kept.mkdir()
+    (kept / "checkpoint-1").mkdir()
+    for folder in (empty, kept, tmp_path / "missing"):
+        training._remove_if_empty(folder)
+    assert not empty.exists() and (kept / "checkpoint-1").is_dir()
