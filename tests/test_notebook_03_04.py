@@ -40,6 +40,7 @@ def check_03_metrics(m: dict, hidden_size: int, lora_params: int) -> None:
     assert m["full_peak_memory_mb"] > 1.5 * m["lora_peak_memory_mb"], m
     assert m["full_peak_memory_mb"] > 1.5 * m["qlora_peak_memory_mb"], m
     assert m["lora_merge_max_diff"] < 1e-3                                       # W + BA answers like the adapter
+    assert m["lora_merge_max_diff"] < 0.1 * m["lora_adapter_effect"]             # ...and the adapter did change it
     # Switching the soft prompt off gives back the untouched base, bit for bit.
     assert m["perplexity_adapter_off"] == pytest.approx(m["perplexity_before"], rel=1e-6)
     assert m["accuracy_adapter_off"] == m["accuracy_before"]
