@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from gptforall_utils import data, env, models, prompts, training
+from gptforall_utils import data, env, memory, models, prompts, training
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -95,8 +95,13 @@ def main(argv=None) -> int:
     mean_len = sum(len(x) for x in ds["input_ids"]) / len(ds)
 
     rows = []
+    model = trainer = None
     for method in ("lora", "full"):
         for setting in ("project", "trainer_defaults", "trl_defaults"):
+            # Drop the previous row's model and hand its freed heap back to the OS: otherwise glibc keeps it,
+            # the next row reuses it without growing RSS, and every row after the first looks smaller.
+            model = trainer = None
+            memory.release_freed_memory()
             model = models.load_model("auto", verbose=False)
             n_body = body_linear_params(model)
             if method == "lora":
