@@ -105,3 +105,13 @@ def test_every_registered_task_loads_offline_in_its_schema():
         for split in dd.values():
             assert len(split) > 0
             assert set(task.columns) <= set(split.column_names)
+
+
+@pytest.mark.parametrize("name", ["dialogsum", "instructions", "medical"])
+def test_course_written_files_keep_their_fixed_split_and_say_how_to_restore_them(name, tmp_path):
+    task = data.get_task(name)
+    assert task.offline_source.startswith("data/") and (data.DATA_DIR.parent / task.offline_source).is_file()
+    # The file's own split column decides the test set: the same rows for every seed.
+    assert data.load(name, "offline", seed=0)["test"][:3] == data.load(name, "offline", seed=7)["test"][:3]
+    with pytest.raises(FileNotFoundError, match="git checkout data/"):
+        data.written_offline(tmp_path / "gone.jsonl", 0.2)(0)

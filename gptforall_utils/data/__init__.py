@@ -176,6 +176,25 @@ def sample(dataset, n: int, seed: int = 0, stratify: str | None = None):
 
 
 # ---------------------------------------------------------------- loading
+def written_offline(path: Path, test_size: float | int) -> Callable[[int], object]:
+    """The `offline` loader of a task whose offline data is a file written for this course (data/*.jsonl).
+
+    The file's own `split` column fixes the test set, so results compare across seeds.
+    """
+
+    def offline(seed: int):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing; it ships with the repository (git checkout data/).")
+        return split(read_local(path), test_size, seed)
+
+    return offline
+
+
+def repo_relative(path: Path) -> str:
+    """A data file's path as the repository names it (data/...), for a task's offline_source."""
+    return str(path.relative_to(DATA_DIR.parent))
+
+
 def read_local(file: str | Path):
     """Read a .jsonl/.json/.csv file into a Dataset (no validation)."""
     from datasets import Dataset

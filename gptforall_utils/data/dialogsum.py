@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from . import DATA_DIR, Task, read_local, register, split
+from . import DATA_DIR, Task, register, repo_relative, written_offline
 
 OFFLINE_FILE = DATA_DIR / "dialogsum_offline.jsonl"
 HUB_ID = "knkarthick/dialogsum"
@@ -42,10 +42,7 @@ def turns(dialogue: str) -> list[tuple[str, str]]:
     return out
 
 
-def offline(seed: int):
-    if not OFFLINE_FILE.is_file():
-        raise FileNotFoundError(f"{OFFLINE_FILE} is missing; it ships with the repository (git checkout data/).")
-    return split(read_local(OFFLINE_FILE), 0.2, seed)
+offline = written_offline(OFFLINE_FILE, 0.2)
 
 
 def hub():
@@ -62,5 +59,5 @@ TASK = register(Task(
     test_size=0.2,
     description="Dialogues (#Person1#: ... turns) with a 1-3 sentence reference summary",
     hub_source=HUB_ID,
-    offline_source=str(OFFLINE_FILE.relative_to(DATA_DIR.parent)),
+    offline_source=repo_relative(OFFLINE_FILE),
 ))

@@ -9,7 +9,7 @@ across Dolly's seven categories, with a fixed test split (see data/instructions_
 
 from __future__ import annotations
 
-from . import DATA_DIR, Task, read_local, register, split
+from . import DATA_DIR, Task, register, repo_relative, split, written_offline
 
 OFFLINE_FILE = DATA_DIR / "instructions_offline.jsonl"
 CATEGORIES = ("open_qa", "closed_qa", "classification", "brainstorming", "generation",
@@ -17,8 +17,7 @@ CATEGORIES = ("open_qa", "closed_qa", "classification", "brainstorming", "genera
 COLUMNS = {"instruction": str, "response": str, "context": str, "category": str}
 
 
-def offline(seed: int):
-    return split(read_local(OFFLINE_FILE), 0.1, seed)
+offline = written_offline(OFFLINE_FILE, 0.1)
 
 
 def hub(name: str = "dolly", seed: int = 0):
@@ -45,5 +44,5 @@ TASK = register(Task(
     description="Instruction/response pairs (Dolly schema)",
     may_be_empty=("context",),
     hub_source="databricks/databricks-dolly-15k (or tatsu-lab/alpaca, mapped)",
-    offline_source=str(OFFLINE_FILE.relative_to(DATA_DIR.parent)),
+    offline_source=repo_relative(OFFLINE_FILE),
 ))

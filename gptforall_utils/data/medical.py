@@ -10,7 +10,7 @@ see data/medical_abstracts_offline.md. Schema: {"text": str, "label": int (index
 
 from __future__ import annotations
 
-from . import DATA_DIR, Task, read_local, register, split
+from . import DATA_DIR, Task, register, repo_relative, written_offline
 
 LABELS = ("neoplasms", "digestive system diseases", "nervous system diseases", "cardiovascular diseases",
           "general pathological conditions")
@@ -18,11 +18,7 @@ OFFLINE_FILE = DATA_DIR / "medical_abstracts_offline.jsonl"
 HUB_ID = "TimSchopf/medical_abstracts"
 
 
-def offline(seed: int):
-    if not OFFLINE_FILE.is_file():
-        raise FileNotFoundError(f"{OFFLINE_FILE} is missing; restore it from the repository (git checkout data/).")
-    # The file's own `split` column fixes the test set, so results compare across seeds.
-    return split(read_local(OFFLINE_FILE), 0.2, seed)
+offline = written_offline(OFFLINE_FILE, 0.2)
 
 
 def from_hub_row(row: dict) -> dict:
@@ -52,5 +48,5 @@ TASK = register(Task(
     test_size=0.2,
     description="Medical abstracts, five disease classes",
     hub_source=HUB_ID,
-    offline_source=str(OFFLINE_FILE.relative_to(DATA_DIR.parent)),
+    offline_source=repo_relative(OFFLINE_FILE),
 ))
