@@ -166,6 +166,7 @@ PRECISION_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "nf4": 0.
 HALF = ("fp16", "bf16")
 QUANTIZED = ("int8", "nf4")
 METHODS = ("full", "lora", "prompt_tuning", "qlora")
+STRATEGIES = ("ddp", "fsdp")  # data parallel (full copy per GPU) / fully sharded (ZeRO-3)
 # Optimizer state per trainable parameter, in bytes: AdamW keeps two moments (m and v) in fp32;
 # bitsandbytes' 8-bit AdamW keeps them in one byte each (block-wise quantized); plain SGD keeps none.
 OPTIMIZER_STATE_BYTES = {"adamw": 8.0, "adamw_8bit": 2.0, "sgd": 0.0}
@@ -378,6 +379,14 @@ class Breakdown:
         """The training step's peak on top of the loaded model: the backward pass frees activations while it
         builds gradients, so the two are never all there at once; the peak holds the larger of them."""
         return self.optimizer + max(self.gradients, self.activations)
+
+    def per_device(self, n_gpus: int = 1, strategy: str = "ddp") -> float:
+        """Bytes on each of n_gpus GPUs. DDP gives every GPU a full copy; FSDP (ZeRO-3) shards weights,
+        gradients and optimizer state across them, while each GPU still holds its own micro-batch's activations."""
+        _choice("strategy", strategy, STRATEGIES)
+        _positive(n_gpus=n_gpus)
+        shards = n_gpus if strategy == "fsdp" else 1
+        return (self.total - self.activations) / shards + self.activations
 
     def gb(self) -> dict[str, float]:
         """The parts and the total in GB (1e9 bytes)."""

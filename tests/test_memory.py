@@ -200,3 +200,16 @@ def test_peak_holds_the_larger_of_gradients_and_activations():
     assert long.peak_above_weights == pytest.approx(long.optimizer + long.activations)
     for b in (short, long):
         assert b.peak_above_weights < b.above_weights
+
+
+def test_fsdp_shards_the_training_state_but_not_the_activations():
+    b = memory.estimate("LLaMA-7B", "full", "bf16", batch_size=1, seq_len=512)
+    state = b.weights + b.gradients + b.optimizer
+    assert state / b.total_params == pytest.approx(16, rel=0.01)  # bf16 weight + grad, fp32 master, Adam m and v
+    assert b.per_device(8, "ddp") == b.per_device(1, "fsdp") == pytest.approx(b.total)
+    assert b.per_device(8, "fsdp") == pytest.approx(state / 8 + b.activations)
+    assert b.per_device(64, "fsdp") > b.activations  # the floor FSDP never goes below
+    with pytest.raises(ValueError, match="strategy"):
+        b.per_device(8, "zero")
+    with pytest.raises(ValueError, match="n_gpus"):
+        b.per_device(0, "fsdp")

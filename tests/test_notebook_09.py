@@ -39,9 +39,8 @@ def test_notebook_09_solutions(notebook_run):
     m = r.metrics
     # 108 GB of training state + 3 GB of activations per GPU: five L4s would hold the state alone, not both.
     full = memory.estimate("LLaMA-7B", "full", "bf16", batch_size=1, seq_len=512)
-    state, act = (full.total - full.activations) / memory.GB, full.activations / memory.GB
     n = m["l4_gpus_full_fsdp_7b"]
-    assert state / n + act <= 24 < state / (n - 1) + act
+    assert full.per_device(n, "fsdp") / memory.GB <= 24 < full.per_device(n - 1, "fsdp") / memory.GB
     assert n == 6
     assert m["qlora_7b_one_gpu_gb"] < m["lora_7b_one_gpu_gb"] <= 24
     assert m["qlora_7b_max_seq_one_l4"] >= 1024
