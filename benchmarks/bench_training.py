@@ -95,7 +95,6 @@ def main(argv=None) -> int:
     mean_len = sum(len(x) for x in ds["input_ids"]) / len(ds)
 
     rows = []
-    model = trainer = None
     for method in ("lora", "full"):
         for setting in ("project", "trainer_defaults", "trl_defaults"):
             # Drop the previous row's model and hand its freed heap back to the OS: otherwise glibc keeps it,
