@@ -101,6 +101,10 @@ def _edit(path: Path, fn) -> None:
     path.write_text(json.dumps(nb, indent=1))
 
 
+def _parameters_cell(nb: dict) -> dict:
+    return next(c for c in nb["cells"] if notebooks.PARAMETERS_TAG in c.get("metadata", {}).get("tags", []))
+
+
 def _source(cell) -> str:
     return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
@@ -138,10 +142,7 @@ def test_missing_parameters_cell_is_caught(sandbox):
     root, nb = sandbox
 
     def drop_tag(d):
-        for c in d["cells"]:
-            tags = c.get("metadata", {}).get("tags", [])
-            if notebooks.PARAMETERS_TAG in tags:
-                tags.remove(notebooks.PARAMETERS_TAG)
+        _parameters_cell(d)["metadata"]["tags"].remove(notebooks.PARAMETERS_TAG)
 
     _edit(nb, drop_tag)
     assert any("parameters" in p for p in notebooks.check(nb, root))
@@ -151,9 +152,8 @@ def test_changed_parameter_default_is_caught(sandbox):
     root, nb = sandbox
 
     def change(d):
-        for c in d["cells"]:
-            if notebooks.PARAMETERS_TAG in c.get("metadata", {}).get("tags", []):
-                c["source"] = _source(c).replace("SEED = 0", "SEED = 42")
+        c = _parameters_cell(d)
+        c["source"] = _source(c).replace("SEED = 0", "SEED = 42")
 
     _edit(nb, change)
     assert any("parameters" in p for p in notebooks.check(nb, root))
