@@ -115,3 +115,12 @@ def test_course_written_files_keep_their_fixed_split_and_say_how_to_restore_them
     assert data.load(name, "offline", seed=0)["test"][:3] == data.load(name, "offline", seed=7)["test"][:3]
     with pytest.raises(FileNotFoundError, match="git checkout data/"):
         data.written_offline(tmp_path / "gone.jsonl", 0.2)(0)
+
+
+def test_other_source_keeps_named_sources_and_sends_files_to_auto():
+    from gptforall_utils import data
+
+    for source in ("auto", "hub", "offline"):
+        assert data.other_source(source) == source
+    assert data.other_source("my_reviews.csv") == "auto"
+    assert data.other_source("/tmp/x/dolly.jsonl") == "auto"

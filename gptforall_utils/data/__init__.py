@@ -224,6 +224,15 @@ def read_local(file: str | Path):
     raise ValueError(f"DATA file {path} must be .jsonl, .json or .csv.")
 
 
+def other_source(source: str) -> str:
+    """The source for a task that is not the notebook's main task.
+
+    `DATA` feeds a notebook's main task; the other tasks it loads follow "auto"/"hub"/"offline"
+    (a local file holds one task's schema, so it cannot serve them): a file path gives "auto".
+    """
+    return source if source in SOURCES else "auto"
+
+
 def load(task: str, source: str = "auto", seed: int = 0):
     """Load a task's data as a DatasetDict in the task's schema.
 
