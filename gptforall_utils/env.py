@@ -22,6 +22,9 @@ from typing import Any
 
 PROFILES = ("smoke", "cpu", "gpu")
 PRECISIONS = ("fp32", "fp16", "bf16")
+# Overrides (see DESIGN.md): a T4 on any card, half precision on a CPU.
+PRECISION_ENV = "GPTFORALL_PRECISION"        # fp32 | fp16 | bf16: replaces what the hardware would choose
+GPU_MEMORY_ENV = "GPTFORALL_GPU_MEMORY_GB"   # GiB of the card this process may use (torch's memory fraction)
 COURSE_PACKAGES = (
     "torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate", "datasets",
     "evaluate", "rouge-score", "papermill", "matplotlib",
@@ -50,8 +53,8 @@ def cuda_capability() -> tuple[int, int] | None:
     return tuple(torch.cuda.get_device_capability(0))
 
 
-def precision(dev: str | None = None, capability: tuple[int, int] | None = None) -> str:
-    """Training precision the hardware supports well.
+def hardware_precision(dev: str | None = None, capability: tuple[int, int] | None = None) -> str:
+    """Training precision the hardware supports well, ignoring GPTFORALL_PRECISION.
 
     bf16 needs native support (Ampere, sm_80, and newer); a T4 (sm_75) has fast fp16 but no bf16;
     CPUs and Apple GPUs train in fp32 here, because emulated half precision is many times slower.
@@ -66,6 +69,24 @@ def precision(dev: str | None = None, capability: tuple[int, int] | None = None)
     return "fp16"
 
 
+def precision_override() -> str | None:
+    """The precision GPTFORALL_PRECISION asks for (None when unset); ValueError for anything else."""
+    value = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if not value:
+        return None
+    if value not in PRECISIONS:
+        raise ValueError(f"{PRECISION_ENV}={os.environ[PRECISION_ENV]!r} is not a precision; set it to one of "
+                         f"{', '.join(PRECISIONS)}, or unset it to let the hardware choose.")
+    return value
+
+
+def precision(dev: str | None = None, capability: tuple[int, int] | None = None) -> str:
+    """Training precision: GPTFORALL_PRECISION when set (also half precision on a CPU, slowly, to test
+    that path; fp16 on a bf16 card to emulate a T4), else what the hardware supports well
+    (`hardware_precision`: bf16 on Ampere and newer, fp16 on a T4, fp32 on CPU)."""
+    return precision_override() or hardware_precision(dev, capability)
+
+
 def torch_dtype(prec: str):
     """torch dtype for a precision name ("fp32", "fp16", "bf16")."""
     import torch
@@ -74,6 +95,60 @@ def torch_dtype(prec: str):
     if prec not in table:
         raise ValueError(f"Unknown precision {prec!r}; choose one of {', '.join(PRECISIONS)}.")
     return table[prec]
+
+
+def gpu_memory_cap_gb() -> float | None:
+    """GiB that GPTFORALL_GPU_MEMORY_GB allows this process on the card (None when unset)."""
+    raw = os.environ.get(GPU_MEMORY_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{GPU_MEMORY_ENV}={raw!r} is not a positive number of GiB; set it to e.g. 15 "
+                         "(what a Colab T4 offers), or unset it to use the whole card.")
+    return value
+
+
+def gpu_total_gb() -> float | None:
+    """Memory of CUDA device 0 in GiB (None without CUDA)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_properties(0).total_memory / 2**30
+
+
+def gpu_memory_gb() -> float | None:
+    """GiB of card memory this process may use: the card's, or less when GPTFORALL_GPU_MEMORY_GB caps it.
+    None without CUDA. This is what `training` plans batch size and activation checkpointing with."""
+    cap = gpu_memory_cap_gb()
+    total = gpu_total_gb()
+    if total is None:
+        return None
+    return min(total, cap) if cap is not None else total
+
+
+_applied_cap: float | None = None
+
+
+def apply_gpu_memory_cap() -> float | None:
+    """Make torch refuse allocations beyond GPTFORALL_GPU_MEMORY_GB (once per process; a later call with the
+    same cap is a no-op). Returns the fraction of the card applied, None when nothing was capped."""
+    global _applied_cap
+    cap = gpu_memory_cap_gb()
+    total = gpu_total_gb()
+    if cap is None or total is None:
+        return None
+    fraction = min(1.0, cap / total)
+    if _applied_cap != fraction:
+        import torch
+
+        torch.cuda.set_per_process_memory_fraction(fraction, 0)
+        _applied_cap = fraction
+    return fraction
 
 
 def in_colab() -> bool:
@@ -144,6 +219,7 @@ def environment() -> dict[str, Any]:
         "ram_gb": round(total_ram_gb(), 1),
         "device": dev,
         "precision": precision(dev),
+        "hardware_precision": hardware_precision(dev),
         "colab": in_colab(),
         "hub": hub_available(),
     }
@@ -151,18 +227,29 @@ def environment() -> dict[str, Any]:
         props = torch.cuda.get_device_properties(0)
         info["gpu"] = props.name
         info["gpu_memory_gb"] = round(props.total_memory / 2**30, 1)
+        info["gpu_memory_usable_gb"] = round(gpu_memory_gb(), 1)
         major, minor = cuda_capability()
         info["cuda_capability"] = f"{major}.{minor}"
+    info[PRECISION_ENV] = os.environ.get(PRECISION_ENV, "") or "unset"
+    info[GPU_MEMORY_ENV] = os.environ.get(GPU_MEMORY_ENV, "") or "unset"
     info.update(package_versions())
     return info
 
 
 def print_environment() -> dict[str, Any]:
-    """Print the environment summary (what students paste into a bug report) and return it."""
+    """Print the environment summary (what students paste into a bug report) and return it.
+
+    Shows the two overrides (GPTFORALL_PRECISION, GPTFORALL_GPU_MEMORY_GB) and what they make effective.
+    """
     info = environment()
+    notes = {"precision": f"(hardware: {info['hardware_precision']}; {PRECISION_ENV} {info[PRECISION_ENV]})"}
+    if "gpu_memory_usable_gb" in info:
+        notes["gpu_memory_usable_gb"] = f"(card: {info['gpu_memory_gb']} GiB; {GPU_MEMORY_ENV} {info[GPU_MEMORY_ENV]})"
+    elif info[GPU_MEMORY_ENV] != "unset":
+        notes[GPU_MEMORY_ENV] = "(no CUDA device: nothing to cap)"
     width = max(len(k) for k in info)
     for key, value in info.items():
-        print(f"{key:<{width}}  {value}")
+        print(f"{key:<{width}}  {value}" + (f"  {notes[key]}" if key in notes else ""))
     return info
 
 
@@ -247,14 +334,19 @@ def start(
     if not isinstance(data, str) or not data:
         raise ValueError("DATA must be 'auto', 'hub', 'offline' or a local .jsonl/.csv file.")
     dev = device()
+    prec = precision(dev)  # ValueError for a bad GPTFORALL_PRECISION, before any heavy work
+    apply_gpu_memory_cap()  # likewise for GPTFORALL_GPU_MEMORY_GB; caps the card once
     if resolved == "gpu" and dev != "cuda":
         print("PROFILE='gpu' but no CUDA device was found: the gpu sizes will run slowly on", dev)
     out = Path(output_dir) / notebook
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
     run = Run(notebook=notebook, profile=resolved, model=model, data=data, seed=seed,
-              output_dir=out, device=dev, precision=precision(dev))
+              output_dir=out, device=dev, precision=prec)
     if verbose:
-        print(f"notebook {notebook} | profile {resolved} | device {dev} | precision {run.precision} | "
-              f"model {model} | data {data} | seed {seed} | outputs {out}")
+        override = f" ({PRECISION_ENV})" if precision_override() else ""
+        cap = gpu_memory_gb() if gpu_memory_cap_gb() is not None else None
+        memory_note = f" | card memory capped at {cap:.1f} GiB ({GPU_MEMORY_ENV})" if cap is not None else ""
+        print(f"notebook {notebook} | profile {resolved} | device {dev} | precision {run.precision}{override} | "
+              f"model {model} | data {data} | seed {seed} | outputs {out}{memory_note}")
     return run

@@ -113,3 +113,64 @@ def test_environment_summary_names_the_course_packages(capsys):
         assert key in info
     assert info["torch"].startswith("2.13.0")
     assert "transformers" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- overrides: a T4 on any card, half precision on a CPU
+def test_precision_override_replaces_what_the_hardware_would_choose(monkeypatch):
+    monkeypatch.setenv(env.PRECISION_ENV, "bf16")
+    assert env.precision("cpu") == "bf16"                 # half precision on a CPU, to test that path
+    monkeypatch.setenv(env.PRECISION_ENV, " FP16 ")
+    assert env.precision("cuda", (9, 0)) == "fp16"        # a T4's precision on an H100
+    assert env.hardware_precision("cuda", (9, 0)) == "bf16"
+    monkeypatch.delenv(env.PRECISION_ENV)
+    assert env.precision("cpu") == "fp32"
+
+
+@pytest.mark.parametrize("value", ["fp8", "half", "32"])
+def test_a_bad_precision_override_is_refused_before_any_work(monkeypatch, tmp_path, value):
+    monkeypatch.setenv(env.PRECISION_ENV, value)
+    with pytest.raises(ValueError, match="GPTFORALL_PRECISION.*fp32, fp16, bf16"):
+        env.precision("cpu")
+    with pytest.raises(ValueError, match="GPTFORALL_PRECISION"):
+        env.start("nb", profile="smoke", output_dir=tmp_path, verbose=False)
+    assert not (tmp_path / "nb").exists()
+
+
+def test_gpu_memory_cap_is_read_and_checked(monkeypatch):
+    monkeypatch.delenv(env.GPU_MEMORY_ENV, raising=False)
+    assert env.gpu_memory_cap_gb() is None
+    monkeypatch.setenv(env.GPU_MEMORY_ENV, "15")
+    assert env.gpu_memory_cap_gb() == 15.0
+    for bad in ("0", "-2", "lots", "nan"):
+        monkeypatch.setenv(env.GPU_MEMORY_ENV, bad)
+        with pytest.raises(ValueError, match="GPTFORALL_GPU_MEMORY_GB.*positive number of GiB"):
+            env.gpu_memory_cap_gb()
+
+
+def test_gpu_memory_cap_limits_the_card_once(monkeypatch):
+    import torch
+
+    fractions = []
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda f, device=0: fractions.append(f))
+    monkeypatch.setattr(env, "gpu_total_gb", lambda: 139.8)
+    monkeypatch.setattr(env, "_applied_cap", None)
+    monkeypatch.setenv(env.GPU_MEMORY_ENV, "15")
+    assert env.gpu_memory_gb() == 15.0                     # what training plans with
+    assert env.apply_gpu_memory_cap() == pytest.approx(15 / 139.8)
+    env.apply_gpu_memory_cap()                             # a second notebook start in the same kernel: no-op
+    assert fractions == [pytest.approx(15 / 139.8)]
+    monkeypatch.setenv(env.GPU_MEMORY_ENV, "200")          # larger than the card: the whole card
+    assert env.gpu_memory_gb() == 139.8
+    monkeypatch.setattr(env, "gpu_total_gb", lambda: None)  # no CUDA: nothing to cap, nothing to plan
+    assert env.gpu_memory_gb() is None and env.apply_gpu_memory_cap() is None
+
+
+def test_environment_shows_the_overrides_and_what_they_make_effective(monkeypatch, capsys):
+    monkeypatch.setenv(env.PRECISION_ENV, "bf16")
+    monkeypatch.setenv(env.GPU_MEMORY_ENV, "15")
+    info = env.print_environment()
+    assert info["precision"] == "bf16" and info["hardware_precision"] == "fp32"
+    assert info[env.PRECISION_ENV] == "bf16" and info[env.GPU_MEMORY_ENV] == "15"
+    out = capsys.readouterr().out
+    assert "hardware: fp32; GPTFORALL_PRECISION bf16" in out
+    assert "no CUDA device: nothing to cap" in out
