@@ -420,6 +420,12 @@ def estimate(model: str | ModelConfig, method: str = "full", precision: str = "f
     mixed precision (half-precision weights and gradients plus an fp32 master copy kept with the
     optimizer); "int8"/"nf4" store a frozen base (not with method="full"). Trainable parameters
     (adapters, prompts) are fp32 with fp32 gradients, as peft keeps them.
+
+    Full fine-tuning in mixed precision costs 16 bytes per parameter with AdamW in either layout: the
+    textbook one above (2 + 2 + 4 master + 8), or the one the course's training code uses, torch autocast
+    over fp32 weights (`models.load_model(..., full_finetuning=True)`): the fp32 weights are the master copy
+    (4), their gradients fp32 (4), AdamW 8. Autocast's half-precision copies of the weights, made during the
+    step, come on top (2 bytes per parameter at most) and are not counted here.
     """
     cfg = model_config(model)
     _choice("method", method, METHODS)
@@ -515,6 +521,71 @@ def fit_table(models: list[str] | None = None, hardware: list[str] | None = None
                 fits, need, verdict = will_it_fit(m, hw, s, **kwargs)
                 rows.append({"model": m, "hardware": hw, "setup": s, "fits": fits, "gb": need, "verdict": verdict})
     return rows
+
+
+# ---------------------------------------------------------------- planning a training step on a card
+GIB = 2**30  # card memory is reported in GiB (torch, nvidia-smi, GPTFORALL_GPU_MEMORY_GB)
+MIN_MICRO_BATCH = 4  # below this, recomputing activations usually costs less than tiny, inefficient batches
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """How a training step runs on a card: micro-batch x accumulation (their product is the batch the
+    notebook asked for), whether activations are recomputed (checkpointing), and the estimate behind it."""
+
+    batch_size: int
+    grad_accum: int
+    checkpointing: bool
+    need_bytes: float
+    usable_bytes: float | None  # None: no card to plan for (CPU): nothing changes
+    fits: bool
+
+    def describe(self) -> str:
+        where = "" if self.usable_bytes is None else f" of {self.usable_bytes / GIB:,.1f} GiB usable"
+        return (f"micro-batch {self.batch_size} x {self.grad_accum} accumulation, activation checkpointing "
+                f"{'on' if self.checkpointing else 'off'}: estimated {self.need_bytes / GIB:,.1f} GiB{where}"
+                + ("" if self.fits else " (does not fit even so: expect an out-of-memory error; shorten the "
+                   "sequences, use LoRA/QLoRA or a smaller model)"))
+
+
+def plan_step(model: str | ModelConfig, method: str, precision: str, batch_size: int, grad_accum: int,
+              seq_len: int, usable_gb: float | None, *, lora_r: int = 8,
+              lora_targets: tuple[str, ...] | None = None, num_virtual_tokens: int = 20,
+              optimizer: str = "adamw", headroom: float = 0.9, min_batch: int = MIN_MICRO_BATCH,
+              max_batch: int | None = None) -> StepPlan:
+    """Choose micro-batch, accumulation and activation checkpointing from the memory estimate.
+
+    Keeps the effective batch (batch_size x grad_accum). Without a card (usable_gb None, a CPU) nothing
+    changes and activations are kept. On a card: the largest micro-batch (a divisor of the effective batch,
+    at least min(batch_size, min_batch)) whose step fits in `headroom` of the usable memory without
+    checkpointing; only when none fits, checkpointing with the largest micro-batch that then fits.
+    precision is the compute precision (fp32/fp16/bf16) or the frozen base's storage (int8, nf4).
+    max_batch (e.g. the number of training examples) caps the micro-batch.
+    """
+    _positive(batch_size=batch_size, grad_accum=grad_accum, seq_len=seq_len)
+    if not 0 < headroom <= 1:
+        raise ValueError(f"headroom must be in (0, 1], got {headroom!r}.")
+
+    def need(b: int, ckpt: bool) -> float:
+        return estimate(model, method, precision, optimizer, batch_size=b, seq_len=seq_len, lora_r=lora_r,
+                        lora_targets=lora_targets, num_virtual_tokens=num_virtual_tokens,
+                        checkpointing=ckpt).total
+
+    if usable_gb is None:
+        return StepPlan(batch_size, grad_accum, False, need(batch_size, False), None, True)
+    _positive(usable_gb=usable_gb)
+    budget = headroom * usable_gb * GIB
+    effective = batch_size * grad_accum
+    largest = effective if max_batch is None else max(1, min(effective, max_batch))
+    sizes = [b for b in range(largest, 0, -1) if effective % b == 0]
+    floor = min(batch_size, min_batch)
+    for b in (b for b in sizes if b >= floor):
+        if need(b, False) <= budget:
+            return StepPlan(b, effective // b, False, need(b, False), usable_gb * GIB, True)
+    for b in sizes:
+        if need(b, True) <= budget:
+            return StepPlan(b, effective // b, True, need(b, True), usable_gb * GIB, True)
+    return StepPlan(1, effective, True, need(1, True), usable_gb * GIB, False)
 
 
 # ---------------------------------------------------------------- scaling laws and cost

@@ -213,3 +213,33 @@ def test_fsdp_shards_the_training_state_but_not_the_activations():
         b.per_device(8, "zero")
     with pytest.raises(ValueError, match="n_gpus"):
         b.per_device(0, "fsdp")
+
+
+# ---------------------------------------------------------------- planning a training step on a card
+def test_plan_keeps_activations_on_a_roomy_card_and_the_asked_for_batch():
+    plan = memory.plan_step("SmolLM2-1.7B", "lora", "bf16", batch_size=16, grad_accum=4, seq_len=512, usable_gb=80)
+    assert not plan.checkpointing and plan.fits
+    assert plan.batch_size * plan.grad_accum == 64 and plan.batch_size >= 16
+    assert plan.need_bytes <= 0.9 * 80 * memory.GIB
+
+
+def test_plan_shrinks_the_micro_batch_then_checkpoints_on_a_t4():
+    t4 = memory.plan_step("SmolLM2-1.7B", "lora", "fp16", batch_size=16, grad_accum=4, seq_len=512, usable_gb=15)
+    assert t4.fits and t4.batch_size * t4.grad_accum == 64
+    assert t4.batch_size < 16 or t4.checkpointing
+    assert t4.need_bytes <= 0.9 * 15 * memory.GIB
+    # Longer sequences: even micro-batch 4 does not fit without recomputing activations.
+    long = memory.plan_step("SmolLM2-1.7B", "lora", "fp16", batch_size=16, grad_accum=4, seq_len=2048, usable_gb=15)
+    assert long.checkpointing and long.fits and long.batch_size * long.grad_accum == 64
+
+
+def test_plan_says_when_nothing_fits_and_leaves_a_cpu_alone():
+    full = memory.plan_step("SmolLM2-1.7B", "full", "bf16", batch_size=8, grad_accum=1, seq_len=512, usable_gb=15)
+    assert not full.fits and "does not fit" in full.describe()       # 16 bytes/parameter alone exceed a T4
+    cpu = memory.plan_step("SmolLM2-1.7B", "full", "fp32", batch_size=8, grad_accum=2, seq_len=512, usable_gb=None)
+    assert (cpu.batch_size, cpu.grad_accum, cpu.checkpointing, cpu.usable_bytes) == (8, 2, False, None)
+    capped = memory.plan_step("SmolLM2-135M", "lora", "bf16", batch_size=16, grad_accum=4, seq_len=64,
+                              usable_gb=80, max_batch=20)
+    assert capped.batch_size <= 20 and capped.batch_size * capped.grad_accum == 64
+    with pytest.raises(ValueError, match="usable_gb"):
+        memory.plan_step("SmolLM2-135M", "lora", "bf16", 8, 1, 64, usable_gb=0)
