@@ -185,6 +185,57 @@ def quantization_config(quantization: str | None, compute_dtype=None):
     )
 
 
+class _OnceInt8CastNotice:
+    """logging filter for bitsandbytes' "MatMul8bitLt: inputs will be cast from X to float16" (logged at every
+    8-bit matmul, thousands of lines in a training run): the first one passes, with what it means; the rest
+    are counted, not printed."""
+
+    def __init__(self):
+        self.seen = 0
+
+    def filter(self, record) -> bool:
+        if not str(record.msg).startswith("MatMul8bitLt: inputs will be cast"):
+            return True
+        self.seen += 1
+        if self.seen == 1:
+            print("note: bitsandbytes' 8-bit matmul quantizes its inputs from float16, so it casts inputs of any "
+                  "other dtype first (shown once; later casts are not printed). It is harmless unless a value "
+                  "exceeds float16's range (65,504), which would make the loss non-finite and stop training. "
+                  "models.load_model() loads 8-bit models in float16 on a GPU to avoid the cast.")
+            return True
+        return False
+
+
+_INT8_NOTICE = _OnceInt8CastNotice()
+
+
+def _quiet_int8_casts() -> None:
+    import logging
+
+    log = logging.getLogger("bitsandbytes.autograd._functions")
+    if _INT8_NOTICE not in log.filters:
+        log.addFilter(_INT8_NOTICE)
+
+
+def default_dtype(dev: str, quantization: str | None = None, full_finetuning: bool = False):
+    """The dtype load_model uses when not told: the rules in one place.
+
+    - full fine-tuning: fp32 on every device. These weights are the master copy the optimizer updates;
+      the Trainer's autocast (bf16=True / fp16=True with a GradScaler) computes in half precision.
+    - an 8-bit base on a GPU: fp16, the dtype bitsandbytes' int8 matmul computes in (bf16 would be cast to fp16
+      at every layer); its training then uses fp16 autocast (training.fit_arguments).
+    - otherwise (inference, a frozen base under adapters): the run's precision (env.precision: fp32 on CPU,
+      fp16 on a T4, bf16 on Ampere and newer; GPTFORALL_PRECISION overrides it). PEFT keeps adapters in fp32.
+    """
+    import torch
+
+    if full_finetuning:
+        return torch.float32
+    if quantization == "8bit" and dev == "cuda":
+        return torch.float16
+    return env.torch_dtype(env.precision(dev))
+
+
 def load_model(
     model: str | ResolvedModel = "auto",
     *,
@@ -192,23 +243,34 @@ def load_model(
     dtype=None,
     quantization: str | None = None,
     device: str | None = None,
+    full_finetuning: bool = False,
     verbose: bool = True,
 ):
     """Load a causal LM for a MODEL parameter: catalog name, Hub id, local folder or "auto".
 
-    dtype defaults to fp32 on CPU and the hardware's precision on GPU; quantization ("8bit", "nf4",
-    "fp4") loads the linear layers through bitsandbytes. Returns the model in eval mode.
+    dtype defaults to `default_dtype`: fp32 on CPU, the hardware's precision on GPU, and fp32 everywhere with
+    full_finetuning=True (fp32 master weights under the Trainer's mixed-precision autocast). quantization
+    ("8bit", "nf4", "fp4") loads the linear layers through bitsandbytes. Returns the model in eval mode.
     """
     import torch
     from transformers import AutoModelForCausalLM
 
     qconfig = quantization_config(quantization)  # validate before any heavy work
+    if full_finetuning and qconfig is not None:
+        raise ValueError(f"full_finetuning=True cannot train {quantization} weights (quantized weights are frozen); "
+                         "train adapters on a quantized base (LoRA/QLoRA), or load without quantization.")
     resolved = _location(model, profile)
     dev = device or env.device()
+    if full_finetuning and dtype is not None and dtype != torch.float32:
+        raise ValueError(f"full_finetuning=True keeps fp32 master weights; dtype={dtype} would train half-precision "
+                         "weights without them (and fp16 weights cannot be trained with a GradScaler). Leave dtype "
+                         "unset: the Trainer's autocast computes in half precision.")
     if dtype is None:
-        dtype = torch.float32 if dev == "cpu" else env.torch_dtype(env.precision(dev))
+        dtype = default_dtype(dev, quantization, full_finetuning)
     if qconfig is not None and getattr(qconfig, "bnb_4bit_compute_dtype", None) is not None:
         qconfig.bnb_4bit_compute_dtype = dtype
+    if quantization == "8bit":
+        _quiet_int8_casts()
     started = time.perf_counter()
     kwargs = {"dtype": dtype}
     if qconfig is not None:
