@@ -110,6 +110,10 @@ def perplexity(model, tokenizer, texts: str | Sequence[str], max_length: int = 5
         mask = shift_targets != -100
         loss = torch.nn.functional.cross_entropy(
             shift_logits[mask], shift_targets[mask], reduction="sum")
+        if not math.isfinite(loss.item()):
+            raise ValueError(f"The model's logits are not finite (NaN/inf) on the window starting at token {begin}: "
+                             "no perplexity can be computed from them. The weights or activations are not finite "
+                             "(a diverged training run, or a half-precision overflow); retrain or load in fp32.")
         nll_sum += loss.item()
         n_predicted += int(mask.sum())
         prev_end = end

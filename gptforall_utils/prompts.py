@@ -129,7 +129,23 @@ def score_labels(model, tokenizer, prompts: list[str], label_words, batch_size: 
             scores.append(logits[:, ids.to(logits.device)].float().cpu())
     finally:
         tokenizer.padding_side = old_side
-    return torch.cat(scores)
+    scores = torch.cat(scores)
+    check_finite_scores(scores)
+    return scores
+
+
+def check_finite_scores(scores) -> None:
+    """Refuse label scores computed from NaN/inf logits: argmax would silently pick class 0 for every row (a
+    diverged model then looks like a classifier that always answers the first label)."""
+    import torch
+
+    bad = ~torch.isfinite(scores)
+    if bool(bad.any()):
+        rows = int(bad.any(dim=-1).sum())
+        raise ValueError(f"{rows} of {scores.shape[0]} prompts got non-finite label scores (NaN/inf logits): the "
+                         "model's weights or activations are not finite (a diverged training run, or a half-precision "
+                         "overflow). No accuracy can be computed from them; retrain (see training.DivergedError) "
+                         "or load the model in fp32.")
 
 
 def classify(model, tokenizer, prompt: LabelWordPrompt, texts: list[str],

@@ -4,33 +4,62 @@ Precision follows the hardware (env.precision): bf16 on Ampere and newer, fp16 o
 CPU. This matters: TRL's SFTConfig defaults to bf16 and gradient checkpointing, which on a
 laptop CPU turn a 3-second LoRA step into a 30-second one (or refuse to start).
 Invalid settings raise ValueError before any training starts.
+
+Mixed precision keeps fp32 trainable weights everywhere: full fine-tuning loads fp32 weights (the master
+copy) and the Trainer's autocast computes in fp16/bf16; adapters are fp32 over a half-precision frozen base.
+On a GPU, the micro-batch and activation checkpointing come from the memory estimate against the card
+(`fit_arguments`), not from the profile. Every run is watched (`FiniteGuard`): a NaN/inf loss, gradient or
+weight stops it with DivergedError, and a diverged run is never reported as a result.
+Training batches are padded on the right (see `TRAINING_PADDING_SIDE`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 
-from . import env
+from . import env, memory
 from .memory import PeakMemory
 
 METHODS = ("full", "lora", "qlora", "prompt_tuning")
-# Batch sizes per profile: (per-device batch, gradient accumulation).
+# Batch sizes per profile: (per-device batch, gradient accumulation). On a GPU, `fit_arguments` may trade
+# one for the other (same product) to fit the card or to use it better.
 PROFILE_BATCHES = {"smoke": (4, 1), "cpu": (8, 1), "gpu": (8, 4)}
+# Training batches are padded on the right. Left padding makes the padded positions' attention rows fully
+# masked (a causal query at a pad position may only see earlier positions, all of them padding); SDPA's CUDA
+# kernels can return NaN gradients for such rows, which reach every adapter weight through the shared
+# projections. Right-padded pad rows still see the real tokens before them. Inference (label scoring,
+# generation) keeps left padding, where the answer position must be the last column.
+TRAINING_PADDING_SIDE = "right"
+
+
+class DivergedError(RuntimeError):
+    """A training run produced a non-finite loss, gradient or weight: it is an error, never a result."""
 
 
 # ---------------------------------------------------------------- arguments
-def _hardware_kwargs(run: env.Run) -> dict:
-    prec = run.precision
-    return {
-        "use_cpu": run.device == "cpu",
-        "bf16": prec == "bf16",
-        "fp16": prec == "fp16",
-    }
+def _has_int8_layers(model) -> bool:
+    """True when the model holds bitsandbytes 8-bit linear layers (an LLM.int8 base)."""
+    return model is not None and any(type(m).__name__ == "Linear8bitLt" for m in model.modules())
+
+
+def _autocast_kwargs(precision: str, device: str, model=None) -> dict:
+    """Trainer's mixed-precision switches for a precision. An 8-bit base computes in fp16 (bitsandbytes'
+    int8 matmul quantizes fp16 inputs), so on a GPU its autocast is fp16 whatever the card prefers."""
+    if precision == "bf16" and device == "cuda" and _has_int8_layers(model):
+        precision = "fp16"
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def _hardware_kwargs(run: env.Run, model=None) -> dict:
+    return {"use_cpu": run.device == "cpu", **_autocast_kwargs(run.precision, run.device, model)}
 
 
 def _common_kwargs(run: env.Run, output_dir, learning_rate, epochs, batch_size, grad_accum, max_steps,
-                   logging_steps, warmup_steps, gradient_checkpointing) -> dict:
+                   logging_steps, warmup_steps, gradient_checkpointing, model=None) -> dict:
+    """The hardware rules every config the course builds shares (TrainingArguments, SFTConfig, DPOConfig)."""
     default_batch, default_accum = PROFILE_BATCHES[run.profile]
     batch_size = default_batch if batch_size is None else batch_size
     grad_accum = default_accum if grad_accum is None else grad_accum
@@ -38,9 +67,9 @@ def _common_kwargs(run: env.Run, output_dir, learning_rate, epochs, batch_size, 
         raise ValueError(f"batch_size ({batch_size}) and grad_accum ({grad_accum}) must be positive.")
     if learning_rate <= 0:
         raise ValueError(f"learning_rate must be positive, got {learning_rate}.")
-    if gradient_checkpointing is None:
-        # Recomputing activations saves memory at ~30% more compute: worth it only on a GPU.
-        gradient_checkpointing = run.device == "cuda" and run.profile == "gpu"
+    # Recomputing activations costs ~30% more compute: off unless the step would not fit the card, which
+    # fit_arguments (called by train) decides from the memory estimate once the model and data are known.
+    gradient_checkpointing = bool(gradient_checkpointing)
     return dict(
         output_dir=str(output_dir or run.path("checkpoints")),
         learning_rate=learning_rate,
@@ -52,6 +81,12 @@ def _common_kwargs(run: env.Run, output_dir, learning_rate, epochs, batch_size, 
         warmup_steps=warmup_steps,
         logging_steps=logging_steps,
         activation_checkpointing=gradient_checkpointing,
+        # Non-reentrant checkpointing (the transformers default, stated here): gradients reach the adapters
+        # of a frozen base without inputs that require grad, and autocast/RNG state is replayed.
+        activation_checkpointing_kwargs={"use_reentrant": False},
+        # The Trainer's default replaces a NaN/inf step loss by the running mean, which logs a diverged run as
+        # loss 0.0. Off: a non-finite loss is logged as what it is, and FiniteGuard stops the run.
+        logging_nan_inf_filter=False,
         report_to="none",
         save_strategy="no",
         eval_strategy="no",
@@ -60,22 +95,25 @@ def _common_kwargs(run: env.Run, output_dir, learning_rate, epochs, batch_size, 
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
         disable_tqdm=run.profile == "smoke",
-        **_hardware_kwargs(run),
+        **_hardware_kwargs(run, model),
     )
 
 
 def training_arguments(run: env.Run, output_dir=None, *, learning_rate: float = 2e-4, epochs: float = 1,
                        batch_size: int | None = None, grad_accum: int | None = None, max_steps: int = -1,
                        logging_steps: int = 5, warmup_steps: int = 0,
-                       gradient_checkpointing: bool | None = None, group_by_length: bool = True, **overrides):
+                       gradient_checkpointing: bool | None = None, group_by_length: bool = True, model=None,
+                       **overrides):
     """transformers TrainingArguments sized by profile, with precision chosen by the hardware.
 
     group_by_length batches examples of similar length together, so dynamic padding adds little.
+    gradient_checkpointing None: off here; `train` turns it on only when the step would not fit the card.
+    model (optional): lets the precision rule see an 8-bit base (fp16 autocast); `train` applies it anyway.
     """
     from transformers import TrainingArguments
 
     kwargs = _common_kwargs(run, output_dir, learning_rate, epochs, batch_size, grad_accum, max_steps,
-                            logging_steps, warmup_steps, gradient_checkpointing)
+                            logging_steps, warmup_steps, gradient_checkpointing, model)
     kwargs["remove_unused_columns"] = False
     kwargs["train_sampling_strategy"] = "group_by_length" if group_by_length else "random"
     kwargs.update(overrides)
@@ -85,12 +123,13 @@ def training_arguments(run: env.Run, output_dir=None, *, learning_rate: float = 
 def sft_config(run: env.Run, output_dir=None, *, learning_rate: float = 2e-4, epochs: float = 1,
                batch_size: int | None = None, grad_accum: int | None = None, max_steps: int = -1,
                logging_steps: int = 5, warmup_steps: int = 0, max_length: int = 512,
-               gradient_checkpointing: bool | None = None, **overrides):
-    """TRL SFTConfig with the same hardware rules (TRL's own defaults assume a bf16 GPU)."""
+               gradient_checkpointing: bool | None = None, model=None, **overrides):
+    """TRL SFTConfig with the same hardware rules (TRL's own defaults assume a bf16 GPU and checkpointing).
+    Before building the SFTTrainer, `fit_arguments(config, model, dataset)` sizes it for the card."""
     from trl import SFTConfig
 
     kwargs = _common_kwargs(run, output_dir, learning_rate, epochs, batch_size, grad_accum, max_steps,
-                            logging_steps, warmup_steps, gradient_checkpointing)
+                            logging_steps, warmup_steps, gradient_checkpointing, model)
     kwargs["max_length"] = max_length
     kwargs.update(overrides)
     return SFTConfig(**kwargs)
@@ -200,8 +239,8 @@ def prompt_completion_dataset(tokenizer, prompts: list[str], completions: list[s
 
 class PadCollator:
     """Pads each batch to its own longest example (dynamic padding): input_ids with the pad token,
-    attention_mask with 0, labels with -100. padding_side="left" lines up every example's answer at
-    the right edge, which is where label-word scoring reads it and keeps answer columns few."""
+    attention_mask with 0, labels with -100. Training uses padding_side="right" (TRAINING_PADDING_SIDE):
+    with "left", the padded positions' attention rows are fully masked (see TRAINING_PADDING_SIDE)."""
 
     def __init__(self, pad_token_id: int, padding_side: str = "right"):
         if padding_side not in ("left", "right"):
@@ -275,6 +314,12 @@ class TrainResult:
     tokens_seen: int
     loss_history: list[tuple[int, float]] = field(default_factory=list)
 
+    def __post_init__(self):
+        bad = [(step, loss) for step, loss in self.loss_history if not math.isfinite(loss)]
+        if bad:
+            raise DivergedError(f"{self.method}: the loss history holds non-finite losses {bad[:3]}: the run "
+                                "diverged, and a diverged run is not a result.")
+
     @property
     def tokens_per_second(self) -> float:
         return self.tokens_seen / self.train_seconds if self.train_seconds > 0 else float("nan")
@@ -314,12 +359,202 @@ def _remove_if_empty(folder) -> None:
         path.rmdir()
 
 
+# ---------------------------------------------------------------- precision and divergence checks
+def _dtype_name(dtype) -> str:
+    return str(dtype).replace("torch.", "").replace("float32", "fp32").replace("bfloat16", "bf16") \
+        .replace("float16", "fp16")
+
+
+def precision_summary(model, args) -> str:
+    """One line: the autocast the Trainer uses and the dtypes of the trainable and frozen weights."""
+    autocast = "bf16 autocast" if args.bf16 else "fp16 autocast with a GradScaler" if args.fp16 else "no autocast"
+    trainable = sorted({_dtype_name(p.dtype) for p in model.parameters() if p.requires_grad})
+    frozen = sorted({_dtype_name(p.dtype) for p in model.parameters() if not p.requires_grad})
+    return (f"{autocast}; trainable weights {'/'.join(trainable) or 'none'}"
+            + (f", frozen weights {'/'.join(frozen)}" if frozen else ""))
+
+
+def check_trainable_dtypes(model, args) -> None:
+    """Refuse half-precision trainable weights: mixed precision keeps an fp32 master copy of what trains.
+
+    fp16 weights with fp16=True cannot train at all (torch's GradScaler refuses: "Attempting to unscale FP16
+    gradients"); bf16 weights would train as pure-bf16 AdamW, whose small updates round away.
+    """
+    import torch
+
+    half = sorted({_dtype_name(p.dtype) for p in model.parameters()
+                   if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16)})
+    if not half:
+        return
+    why = ("torch's GradScaler cannot unscale fp16 gradients ('Attempting to unscale FP16 gradients')"
+           if args.fp16 and "fp16" in half else "the optimizer would update half-precision weights with no fp32 "
+           "master copy, so small updates round away")
+    raise ValueError(f"The model has {'/'.join(half)} trainable weights: {why}. Keep what trains in fp32 and let "
+                     "the Trainer's autocast (bf16=True / fp16=True) compute in half precision: for full "
+                     "fine-tuning load the model with models.load_model(..., full_finetuning=True); PEFT adapters "
+                     "are fp32 already unless autocast_adapter_dtype=False.")
+
+
+class FiniteGuard:
+    """Stops a run at the first non-finite loss, gradient or weight, with DivergedError naming the step, the
+    precision and what to try.
+
+    It sees each micro-batch's raw loss (before the Trainer's logging_nan_inf_filter could replace it), the
+    gradients before every optimizer step (without a GradScaler: with fp16 an overflow is expected and the
+    scaler skips that step), and the trainable weights every `weights_every` steps and at the end.
+    `run_trainer` attaches one to every run.
+    """
+
+    def __init__(self, weights_every: int = 10):
+        self.weights_every = weights_every
+        self.trainer = None
+        self._losses: list = []
+
+    # -- wiring
+    def attach(self, trainer) -> FiniteGuard:
+        """Watch `trainer`: wrap its training_step (to see raw losses) and add the callback."""
+        self.trainer = trainer
+        original = trainer.training_step
+        guard = self
+
+        def training_step(*args, **kwargs):
+            loss = original(*args, **kwargs)
+            guard._losses.append(loss.detach())
+            return loss
+
+        trainer.training_step = training_step
+        trainer.add_callback(self.callback())
+        return self
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        guard = self
+
+        class _Guard(TrainerCallback):
+            def on_pre_optimizer_step(self, args, state, control, **kw):
+                guard.check_step(state.global_step + 1)
+
+            def on_step_end(self, args, state, control, **kw):
+                if guard.weights_every and state.global_step % guard.weights_every == 0:
+                    guard.check_weights(state.global_step)
+
+            def on_train_end(self, args, state, control, **kw):
+                guard.check_weights(state.global_step, at_end=True)
+
+        return _Guard()
+
+    # -- checks
+    def _trainable(self):
+        return [p for p in self.trainer.model.parameters() if p.requires_grad]
+
+    def check_step(self, step: int) -> None:
+        """Before the optimizer step: this step's micro-batch losses and (without GradScaler) its gradients."""
+        import torch
+
+        losses, self._losses = self._losses, []
+        args = self.trainer.args
+        grads = [] if args.fp16 else [p.grad for p in self._trainable() if p.grad is not None]
+        checks = [torch.isfinite(torch.stack([x.float().reshape(()) for x in losses])).all()] if losses else []
+        if grads:
+            checks.append(torch.isfinite(torch.nn.utils.get_total_norm(grads, foreach=None)).reshape(()))
+        if not checks:
+            return
+        if bool(torch.stack([c.to(checks[0].device) for c in checks]).all()):
+            return
+        values = [float(x) for x in losses]
+        if not all(math.isfinite(v) for v in values):
+            self.fail(step, f"the loss was {next(v for v in values if not math.isfinite(v))}")
+        self.fail(step, f"the gradients were not finite while the loss was finite ({values[-1]:.4g}): the backward "
+                        "pass produced them (the optimizer step was not taken)")
+
+    def check_weights(self, step: int, at_end: bool = False) -> None:
+        import torch
+
+        params = self._trainable()
+        if params and not bool(torch.stack([torch.isfinite(p).all().to(params[0].device) for p in params]).all()):
+            self.fail(step, "some trainable weights are not finite" + (" at the end of training" if at_end else ""))
+
+    def fail(self, step: int, what: str) -> None:
+        trainer = self.trainer
+        args = trainer.args
+        side = getattr(trainer.data_collator, "padding_side", "unknown")
+        total = trainer.state.max_steps or "?"
+        raise DivergedError(
+            f"Training diverged at optimizer step {step} of {total}: {what}.\n"
+            f"Precision: {precision_summary(trainer.model, args)}; learning rate {args.learning_rate:g}; "
+            f"training batches padded on the {side}; activation checkpointing "
+            f"{'on' if args.activation_checkpointing else 'off'}.\n"
+            "What to try: a lower learning rate; fp32 (GPTFORALL_PRECISION=fp32) to tell a precision problem from "
+            "a data or learning-rate one; right padding for training batches (training.collator(tok, 'right'): "
+            "with left padding the padded positions attend to nothing, and some CUDA attention kernels return NaN "
+            "gradients for such rows); check that every example has a non-empty answer.")
+
+
+# ---------------------------------------------------------------- fitting the arguments to the model and card
+def _training_method(model) -> str:
+    """memory.estimate's method for a model about to train: full, lora, qlora or prompt_tuning."""
+    if _virtual_tokens(model):
+        return "prompt_tuning"
+    trainable, total = parameter_counts(model)
+    if trainable == total:
+        return "full"
+    if any(type(m).__name__ == "Linear4bit" for m in model.modules()):
+        return "qlora"
+    return "lora"
+
+
+def memory_plan(model, dataset, args, usable_gb: float | None = None) -> memory.StepPlan:
+    """The step plan for training `model` on `dataset` with `args` (see memory.plan_step) on a card of
+    `usable_gb` GiB: by default this machine's usable card memory (env.gpu_memory_gb, which
+    GPTFORALL_GPU_MEMORY_GB caps); on a CPU (no card) it keeps the arguments as they are."""
+    if usable_gb is None and args.device.type == "cuda":
+        usable_gb = env.gpu_memory_gb()
+    method = _training_method(model)
+    precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
+    if method == "lora" and _has_int8_layers(model):
+        precision = "int8"
+    config = getattr(model, "active_peft_config", None)
+    seq_len = max(len(x) for x in dataset["input_ids"])
+    return memory.plan_step(memory.model_config(model), method, precision, args.per_device_train_batch_size,
+                            args.gradient_accumulation_steps, seq_len, usable_gb,
+                            lora_r=int(getattr(config, "r", 8) or 8),
+                            num_virtual_tokens=_virtual_tokens(model) or 20, max_batch=len(dataset))
+
+
+def fit_arguments(args, model, dataset, verbose: bool = True):
+    """Arguments fitted to the model and the card, same effective batch: fp16 autocast for an 8-bit base on a GPU,
+    and on a GPU the micro-batch and activation checkpointing from the memory estimate (memory.plan_step).
+    Returns `args` itself when nothing changes (always on a CPU), else a copy."""
+    changes = {}
+    if args.device.type == "cuda":
+        autocast = _autocast_kwargs("bf16" if args.bf16 else "fp16" if args.fp16 else "fp32", "cuda", model)
+        if autocast["fp16"] and args.bf16:
+            changes.update(autocast)
+            if verbose:
+                print("8-bit base: training with fp16 autocast (bitsandbytes' int8 matmul computes in fp16)")
+        plan = memory_plan(model, dataset, args)
+        if verbose:
+            print(f"memory plan: {plan.describe()}")
+        if (plan.batch_size, plan.grad_accum, plan.checkpointing) != (
+                args.per_device_train_batch_size, args.gradient_accumulation_steps, bool(args.activation_checkpointing)):
+            changes.update(per_device_train_batch_size=plan.batch_size, per_device_eval_batch_size=plan.batch_size,
+                           gradient_accumulation_steps=plan.grad_accum, activation_checkpointing=plan.checkpointing,
+                           gradient_checkpointing=plan.checkpointing)
+    return dataclasses.replace(args, **changes) if changes else args
+
+
 def run_trainer(trainer, method: str) -> TrainResult:
-    """Train with an already-built Trainer/SFTTrainer and measure time, peak memory, tokens and losses."""
+    """Train with an already-built Trainer/SFTTrainer and measure time, peak memory, tokens and losses.
+
+    Refuses half-precision trainable weights before training, and stops a diverging run (FiniteGuard).
+    """
     check_training_setup(trainer.train_dataset, trainer.args.per_device_train_batch_size)
     trainable, total = parameter_counts(trainer.model)
     if trainable == 0:
         raise ValueError("The model has no trainable parameters; attach an adapter or unfreeze layers.")
+    check_trainable_dtypes(trainer.model, trainer.args)
+    FiniteGuard().attach(trainer)
     device = "cuda" if trainer.args.device.type == "cuda" else "cpu"
     started = time.perf_counter()
     with PeakMemory(device) as pm:
@@ -348,8 +583,10 @@ def answer_only_loss(model, inputs: dict, num_items_in_batch=None):
     """Causal-LM loss that computes logits only where a label exists.
 
     The output layer (vocab x hidden: 49,152 x 576 for SmolLM2) would otherwise make logits for every
-    prompt token, although only the answer tokens enter the loss. Same value as the usual loss.
-    Returns (loss, outputs).
+    prompt token, although only the answer tokens enter the loss. Same value as the usual loss, with either
+    padding side: a 2-D boolean logits_to_keep selects hidden states row by row (transformers'
+    slice_logits_to_keep: hidden_states[keep] -> (n_answer_tokens, hidden)), in the same row-major order as
+    targets[targets != -100]. Returns (loss, outputs).
     """
     import torch
     import torch.nn.functional as F
@@ -385,11 +622,12 @@ def _trainer_class():
 
 
 def train(model, train_dataset, args, tokenizer, method: str = "lora", callbacks=None,
-          answer_only: bool = True) -> TrainResult:
+          answer_only: bool = True, fit: bool = True) -> TrainResult:
     """Train `model` on a tokenized prompt/completion dataset with transformers' Trainer, measured.
 
-    answer_only=True computes logits only at answer positions and left-pads batches so the answers
-    share a few columns (same loss, less work); False uses the stock Trainer and right padding.
+    answer_only=True computes logits only at answer positions (same loss, less work); False uses the stock
+    Trainer loss. Batches are padded on the right either way (TRAINING_PADDING_SIDE). fit=True first fits
+    the arguments to the model and the card (`fit_arguments`; nothing changes on a CPU).
     """
     from transformers import Trainer
 
@@ -397,7 +635,9 @@ def train(model, train_dataset, args, tokenizer, method: str = "lora", callbacks
     if "input_ids" not in train_dataset.column_names or "labels" not in train_dataset.column_names:
         raise ValueError("train() needs a tokenized dataset with input_ids and labels; build it with "
                          "training.prompt_completion_dataset().")
+    if fit:
+        args = fit_arguments(args, model, train_dataset)
     cls = _trainer_class() if answer_only else Trainer
     trainer = cls(model=model, args=args, train_dataset=train_dataset,
-                  data_collator=collator(tokenizer, "left" if answer_only else "right"), callbacks=callbacks)
+                  data_collator=collator(tokenizer, TRAINING_PADDING_SIDE), callbacks=callbacks)
     return run_trainer(trainer, method)

@@ -92,3 +92,14 @@ def test_bad_windows_are_rejected(kwargs):
 def test_too_short_text_is_rejected():
     with pytest.raises(ValueError, match="two tokens"):
         metrics.perplexity(BigramLM(), DigitTokenizer(), "3")
+
+
+def test_nan_logits_are_refused_not_averaged():
+    class Broken(BigramLM):
+        def forward(self, input_ids):
+            out = super().forward(input_ids)
+            out.logits[..., 1] = float("nan")      # one token's logit is NaN everywhere (a diverged model)
+            return out
+
+    with pytest.raises(ValueError, match="not finite"):
+        metrics.perplexity(Broken(), DigitTokenizer(), TEXT, max_length=8, stride=4)

@@ -42,3 +42,19 @@ def test_zero_shot_gets_clear_cases_right(tiny_model):
     texts = ["An utterly boring, badly acted waste of two hours.",
              "A moving, beautifully made film that I loved from start to finish."]
     assert prompts.classify(model, tok, prompts.SENTIMENT, texts) == [0, 1]
+
+
+def test_scores_from_nan_logits_are_refused(tiny_model):
+    """A diverged model's NaN logits would argmax to the first label for every prompt ("negative", confidence
+    nan): label scoring refuses them, so no accuracy is computed from them."""
+    model, tok = tiny_model
+    rendered = [prompts.SENTIMENT.render(tok, t) for t in ("Great fun.", "Dull.", "A mess.")]
+    handle = model.get_output_embeddings().register_forward_hook(lambda m, i, out: out * float("nan"))
+    try:
+        with pytest.raises(ValueError, match="3 of 3 prompts got non-finite label scores"):
+            prompts.classify(model, tok, prompts.SENTIMENT, ["Great fun.", "Dull.", "A mess."])
+        with pytest.raises(ValueError, match="non-finite"):
+            prompts.score_labels(model, tok, rendered, prompts.SENTIMENT.label_words)
+    finally:
+        handle.remove()
+    prompts.check_finite_scores(torch.zeros(2, 2))
