@@ -555,6 +555,7 @@ def run_trainer(trainer, method: str) -> TrainResult:
         raise ValueError("The model has no trainable parameters; attach an adapter or unfreeze layers.")
     check_trainable_dtypes(trainer.model, trainer.args)
     FiniteGuard().attach(trainer)
+    print(f"training {method}: {precision_summary(trainer.model, trainer.args)}")
     device = "cuda" if trainer.args.device.type == "cuda" else "cpu"
     started = time.perf_counter()
     with PeakMemory(device) as pm:
