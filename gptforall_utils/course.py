@@ -69,6 +69,31 @@ def ensure_kernel() -> str:
     return KERNEL_NAME
 
 
+_KERNEL_MANAGER: list = []
+
+
+def kernel_manager_class():
+    """A kernel manager that gives each kernel CurveZMQ keys, so the traffic between runner and kernel (local
+    TCP) is encrypted, and the kernel has no reason to warn, for every notebook, that it runs "over TCP without
+    encryption". None (papermill's default manager, which warns) where pyzmq was built without Curve."""
+    if not _KERNEL_MANAGER:
+        import zmq
+
+        cls = None
+        if zmq.has("curve"):
+            from jupyter_client import AsyncKernelManager
+            from traitlets import default
+
+            class CurveKernelManager(AsyncKernelManager):
+                @default("transport_encryption")
+                def _encrypted(self):
+                    return "required"
+
+            cls = CurveKernelManager
+        _KERNEL_MANAGER.append(cls)
+    return _KERNEL_MANAGER[0]
+
+
 def run_notebook(path: Path, profile: str, output_dir: Path, seed: int = 0, model: str = "auto",
                  data: str = "auto", kernel: str | None = None, timeout: int | None = None) -> NotebookResult:
     """Execute one notebook with papermill; never raises for a failure inside the notebook."""
@@ -85,10 +110,11 @@ def run_notebook(path: Path, profile: str, output_dir: Path, seed: int = 0, mode
         metrics_file.unlink()  # never report a previous run's figures
     started = time.perf_counter()
     error = ""
+    manager = kernel_manager_class()
     try:
         pm.execute_notebook(str(path), str(executed), parameters=params, cwd=str(path.parent),
                             kernel_name=kernel or ensure_kernel(), progress_bar=False,
-                            execution_timeout=timeout)
+                            execution_timeout=timeout, **({"kernel_manager_class": manager} if manager else {}))
         status = "ok"
     except pm.PapermillExecutionError as e:
         status = "failed"

@@ -71,3 +71,17 @@ def test_report_keeps_notebooks_not_rerun(tiny_course, tmp_path):
     course.run_course("smoke", only=["01"], reports=reports, notebooks_dir=tiny_course)
     data = json.loads((reports / "smoke" / "results.json").read_text())
     assert [n["notebook"] for n in data["notebooks"]] == ["01_good", "02_bad"]
+
+
+@pytest.mark.notebooks
+def test_kernels_run_encrypted_and_do_not_warn_about_it(tmp_path, capfd):
+    """The runner's progress carries no "Kernel is running over TCP without encryption" line per notebook:
+    the kernel gets CurveZMQ keys, so the warning's cause is gone, not the warning hidden."""
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    _write(folder, "01_good", GOOD)
+    assert course.kernel_manager_class() is not None          # pyzmq has Curve here (as in CI)
+    result = course.run_notebook(folder / "01_good.ipynb", "smoke", tmp_path / "reports")
+    assert result.status == "ok", result.error
+    captured = capfd.readouterr()
+    assert "without encryption" not in captured.out + captured.err
