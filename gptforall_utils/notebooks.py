@@ -21,7 +21,8 @@ NOTEBOOKS = ROOT / "notebooks"
 INSTALL_TAG = "colab-install"
 PARAMETERS_TAG = "parameters"
 DEV_PACKAGES = {"pytest", "hypothesis", "ruff", "jupyter", "ipykernel", "papermill"}
-NOT_ON_COLAB = {"torch"} | DEV_PACKAGES
+# Colab keeps its own torch (CUDA build) and its own ipywidgets (7.x: its front end does not render 8.x widgets).
+NOT_ON_COLAB = {"torch", "ipywidgets"} | DEV_PACKAGES
 PARAMETERS_SOURCE = '''PROFILE = "auto"      # "smoke" (CI, seconds) | "cpu" (minutes on a laptop) | "gpu" (Colab T4 and up)
 MODEL = "auto"        # "auto", a Hugging Face Hub id, or a local path
 DATA = "auto"         # "auto" | "hub" | "offline" | a local .jsonl/.csv file in the task's schema
