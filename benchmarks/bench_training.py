@@ -1,9 +1,11 @@
 """Training throughput on this machine: the project's settings vs Trainer/TRL defaults, as a share of the
 machine's own matmul peak, and the padding share of training batches.
 
-Run by hand, serialised with the other heavy jobs:
+Run by hand, serialised with the other heavy jobs (CPU), or on a GPU machine (device and precision come from
+the environment: env.device(), env.precision(), so GPTFORALL_PRECISION / GPTFORALL_GPU_MEMORY_GB apply):
     flock /tmp/gptforall-cpu.lock python benchmarks/bench_training.py [--steps 6] [--examples 96]
-Writes benchmarks/results/training_<device>.json and .md.
+    python benchmarks/bench_training.py --examples 512            # on a GPU: also the course's batch
+Writes benchmarks/results/training_<device>.json and .md (--name changes the file stem).
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ import torch
 from gptforall_utils import data, env, memory, models, prompts, training
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# Notebook 04's gpu profile asks for batch 16 x 4 accumulation: the effective batch the course plans with.
+COURSE_GPU_BATCH = (16, 4)
+PADDING_EXAMPLES = 480  # notebook 04's cpu-profile training set
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
+def matmul_peak_gflops(dev: str, n: int | None = None, repeats: int = 10) -> float:
     """fp32 (CPU) or bf16 (GPU) GEMM throughput of this machine, measured now: the ceiling to compare to."""
-    dev = env.device()
+    n = n or (2048 if dev == "cpu" else 8192)  # a GPU needs a large matmul to approach its peak
     dtype = torch.float32 if dev == "cpu" else torch.bfloat16
     a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
     torch.matmul(a, b)
@@ -48,7 +53,8 @@ def body_linear_params(model) -> int:
 class StepClock:
     """Trainer callback: wall time and tokens seen at each optimizer step (the first step is warm-up)."""
 
-    def __init__(self):
+    def __init__(self, device: str):
+        self.device = device
         self.marks = []
 
     def callback(self):
@@ -58,6 +64,8 @@ class StepClock:
 
         class _CB(TrainerCallback):
             def on_step_end(self, args, state, control, **kw):
+                if clock.device == "cuda":
+                    torch.cuda.synchronize()
                 clock.marks.append((time.perf_counter(), int(state.num_input_tokens_seen)))
         return _CB()
 
@@ -65,12 +73,28 @@ class StepClock:
         (t0, n0), (t1, n1) = self.marks[0], self.marks[-1]
         return (n1 - n0) / (t1 - t0)
 
+    def seconds_per_step(self) -> float:
+        return (self.marks[-1][0] - self.marks[0][0]) / (len(self.marks) - 1)
+
+
+def course_batch(run, method: str, ds, probe_model) -> int:
+    """The micro-batch the course would pick here for notebook 04's gpu-profile batch (16 x 4): the memory plan
+    against this card (training.memory_plan). On a CPU the course trains at the cpu profile's batch."""
+    if run.device != "cuda":
+        return training.PROFILE_BATCHES["cpu"][0]
+    args = training.training_arguments(run, "/tmp/bench_training/plan", batch_size=COURSE_GPU_BATCH[0],
+                                       grad_accum=COURSE_GPU_BATCH[1])
+    plan = training.memory_plan(probe_model, ds, args)
+    print(f"{method}: the course's plan on this card: {plan.describe()}")
+    return plan.batch_size
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--examples", type=int, default=96)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--name", default=None, help="results file stem (default training_<device>)")
     a = ap.parse_args(argv)
     if a.steps < 2 or a.batch < 1 or a.examples < a.batch:
         raise ValueError("Need --steps >= 2, --batch >= 1 and --examples >= --batch.")
@@ -83,83 +107,128 @@ def main(argv=None) -> int:
     tok = models.load_tokenizer("auto")
     dd = data.load("sentiment", "offline", seed=0)
     P = prompts.SENTIMENT
-    train = data.sample(dd["train"], 480, seed=0)
-    rendered = [P.render(tok, t) for t in train["text"]]
-    targets = [P.target(y) for y in train["label"]]
-    full_ds = training.prompt_completion_dataset(tok, rendered, targets)
-    ds = full_ds.select(range(a.examples))
-    sft_ds = ds.__class__.from_dict({"prompt": rendered[:a.examples],
-                                     "completion": [t + tok.eos_token for t in targets[:a.examples]]})
-    peak = matmul_peak_gflops()
-    print(f"matmul peak {peak:.1f} GFLOP/s")
+    # --examples takes that many distinct training snippets from the offline pool (7,673); beyond the pool the
+    # examples repeat in the same order (the benchmark measures speed, not learning).
+    pool = data.sample(dd["train"], min(len(dd["train"]), max(PADDING_EXAMPLES, a.examples)), seed=0)
+    order = [i % len(pool) for i in range(a.examples)]
+    rendered = [P.render(tok, pool["text"][i]) for i in order]
+    targets = [P.target(pool["label"][i]) for i in order]
+    ds = training.prompt_completion_dataset(tok, rendered, targets)
+    sft_ds = ds.__class__.from_dict({"prompt": rendered, "completion": [t + tok.eos_token for t in targets]})
+    peak = matmul_peak_gflops(run.device)
+    print(f"matmul peak {peak:.1f} GFLOP/s ({'fp32' if run.device == 'cpu' else 'bf16'})")
     mean_len = sum(len(x) for x in ds["input_ids"]) / len(ds)
+
+    def load(method):
+        model = models.load_model("auto", full_finetuning=method == "full", verbose=False)
+        n_body = body_linear_params(model)
+        if method == "lora":
+            model = get_peft_model(model, training.lora_config(model))
+        return model, n_body
 
     rows = []
     for method in ("lora", "full"):
-        for setting in ("project", "trainer_defaults", "trl_defaults"):
-            # Drop the previous row's model and hand its freed heap back to the OS: otherwise glibc keeps it,
-            # the next row reuses it without growing RSS, and every row after the first looks smaller.
-            model = trainer = None
-            memory.release_freed_memory()
-            model = models.load_model("auto", verbose=False)
-            n_body = body_linear_params(model)
-            if method == "lora":
-                model = get_peft_model(model, training.lora_config(model))
-            clock = StepClock()
-            out = f"/tmp/bench_training/{method}_{setting}"
-            common = dict(output_dir=out, max_steps=a.steps, per_device_train_batch_size=a.batch,
-                          learning_rate=1e-4, report_to="none", save_strategy="no", logging_steps=1,
-                          include_num_input_tokens_seen="non_padding")
-            if setting == "project":
-                args = training.training_arguments(run, out, batch_size=a.batch, max_steps=a.steps,
-                                                   learning_rate=1e-4, logging_steps=1)
-                trainer = training._trainer_class()(model=model, args=args, train_dataset=ds,
-                                                    data_collator=training.collator(tok, "left"),
-                                                    callbacks=[clock.callback()])
-            elif setting == "trainer_defaults":
-                args = TrainingArguments(use_cpu=run.device == "cpu", remove_unused_columns=False, **common)
-                trainer = Trainer(model=model, args=args, train_dataset=ds,
-                                  data_collator=training.collator(tok, "right"), callbacks=[clock.callback()])
-            else:  # TRL's SFTConfig defaults: bf16 and gradient checkpointing on (use_cpu is needed on a CPU)
-                args = SFTConfig(use_cpu=run.device == "cpu", **common)
-                trainer = SFTTrainer(model=model, args=args, train_dataset=sft_ds, processing_class=tok,
-                                     callbacks=[clock.callback()])
-            res = training.run_trainer(trainer, method)
-            tps = clock.tokens_per_second()
-            # Useful matmul work per real token: forward 2N; backward 2N for activations, + 2N for weight
-            # gradients in full fine-tuning (LoRA's small matrices add < 2%). The LM head is left out:
-            # only answer tokens need it.
-            flops_per_token = (6 if method == "full" else 4) * n_body
-            rows.append({
-                "method": method, "setting": setting, "bf16": bool(args.bf16),
-                "gradient_checkpointing": bool(getattr(args, "activation_checkpointing", False)),
-                "tokens_per_second": round(tps, 1),
-                "seconds_per_step": round((clock.marks[-1][0] - clock.marks[0][0]) / (len(clock.marks) - 1), 2),
-                "share_of_matmul_peak": round(tps * flops_per_token / (peak * 1e9), 3),
-                "peak_memory_mb": round(res.peak_memory_mb, 1), "final_loss": round(res.final_loss, 4),
-            })
-            print(rows[-1], flush=True)
+        probe, _ = load(method)
+        batches = sorted({a.batch, course_batch(run, method, ds, probe)})
+        del probe
+        for batch in batches:
+            if batch * 2 > len(ds):
+                print(f"skipping batch {batch}: --examples {a.examples} holds fewer than two batches")
+                continue
+            for setting in ("project", "trainer_defaults", "trl_defaults"):
+                # Drop the previous row's model and hand its freed heap back to the OS: otherwise glibc keeps it,
+                # the next row reuses it without growing RSS, and every row after the first looks smaller.
+                model = trainer = None
+                memory.release_freed_memory()
+                model, n_body = load(method)
+                clock = StepClock(run.device)
+                out = f"/tmp/bench_training/{method}_{setting}_{batch}"
+                common = dict(output_dir=out, max_steps=a.steps, per_device_train_batch_size=batch,
+                              learning_rate=1e-4, report_to="none", save_strategy="no", logging_steps=1,
+                              include_num_input_tokens_seen="non_padding")
+                if setting == "project":
+                    # What training.train does: the course's arguments fitted to the card, answer-only logits,
+                    # right padding, length grouping.
+                    args = training.training_arguments(run, out, batch_size=batch, grad_accum=1, max_steps=a.steps,
+                                                       learning_rate=1e-4, logging_steps=1)
+                    args = training.fit_arguments(args, model, ds)
+                    trainer = training._trainer_class()(model=model, args=args, train_dataset=ds,
+                                                        data_collator=training.collator(
+                                                            tok, training.TRAINING_PADDING_SIDE),
+                                                        callbacks=[clock.callback()])
+                elif setting == "trainer_defaults":
+                    args = TrainingArguments(use_cpu=run.device == "cpu", remove_unused_columns=False, **common)
+                    trainer = Trainer(model=model, args=args, train_dataset=ds,
+                                      data_collator=training.collator(tok, "right"), callbacks=[clock.callback()])
+                else:  # TRL's SFTConfig defaults: bf16 and gradient checkpointing on (use_cpu is needed on a CPU)
+                    args = SFTConfig(use_cpu=run.device == "cpu", **common)
+                    trainer = SFTTrainer(model=model, args=args, train_dataset=sft_ds, processing_class=tok,
+                                         callbacks=[clock.callback()])
+                res = training.run_trainer(trainer, method)
+                tps = clock.tokens_per_second()
+                # Useful matmul work per real token: forward 2N; backward 2N for activations, + 2N for weight
+                # gradients in full fine-tuning (LoRA's small matrices add < 2%). The LM head is left out:
+                # only answer tokens need it.
+                flops_per_token = (6 if method == "full" else 4) * n_body
+                rows.append({
+                    "method": method, "batch": args.per_device_train_batch_size, "setting": setting,
+                    "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+                    "gradient_checkpointing": bool(getattr(args, "activation_checkpointing", False)),
+                    "tokens_per_second": round(tps, 1), "seconds_per_step": round(clock.seconds_per_step(), 3),
+                    "share_of_matmul_peak": round(tps * flops_per_token / (peak * 1e9), 4),
+                    "peak_memory_mb": round(res.peak_memory_mb, 1), "final_loss": round(res.final_loss, 4),
+                })
+                print(rows[-1], flush=True)
 
-    padding = {f"batch {a.batch}, {name}": round(training.padding_share(full_ds, a.batch, group_by_length=g), 4)
-               for name, g in (("random batches", False), ("length-grouped", True))}
-    result = {"machine": platform.processor() or platform.machine(), "device": run.device,
-              "torch_threads": torch.get_num_threads(), "matmul_peak_gflops": round(peak, 1),
-              "steps": a.steps, "batch": a.batch, "examples": a.examples, "mean_tokens_per_example": round(mean_len, 1),
-              "runs": rows, "padding_share": padding, "date": time.strftime("%Y-%m-%d")}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"training_{run.device}.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [f"# Training throughput ({run.device}, {result['torch_threads']} threads, {result['date']})", "",
-             f"fp32 matmul peak measured in the same run: {peak:.1f} GFLOP/s. Sentiment prompts, "
-             f"{mean_len:.0f} tokens per example on average, batch {a.batch}, {a.steps} steps (first is warm-up).",
-             "", "| method | setting | bf16 | grad. ckpt | tokens/s | s/step | share of matmul peak | peak MB |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    def tps(method, batch, setting):
+        return next((r["tokens_per_second"] for r in rows
+                     if (r["method"], r["batch"], r["setting"]) == (method, batch, setting)), None)
+
     for r in rows:
-        lines.append(f"| {r['method']} | {r['setting']} | {r['bf16']} | {r['gradient_checkpointing']} | "
-                     f"{r['tokens_per_second']} | {r['seconds_per_step']} | {r['share_of_matmul_peak']:.1%} | "
-                     f"{r['peak_memory_mb']} |")
-    lines += ["", "Padding share of training batches (480 examples):", ""]
+        if r["setting"] == "project":
+            for other in ("trl_defaults", "trainer_defaults"):
+                same = tps(r["method"], r["batch"], other)
+                r[f"vs_{other}"] = round(r["tokens_per_second"] / same, 2) if same else None
+            at8 = tps(r["method"], a.batch, "trl_defaults")
+            r[f"vs_trl_defaults_at_batch_{a.batch}"] = round(r["tokens_per_second"] / at8, 2) if at8 else None
+
+    padding_ds = training.prompt_completion_dataset(
+        tok, [P.render(tok, t) for t in pool["text"][:PADDING_EXAMPLES]],
+        [P.target(y) for y in pool["label"][:PADDING_EXAMPLES]])
+    padding = {f"batch {a.batch}, {name}": round(training.padding_share(padding_ds, a.batch, group_by_length=g), 4)
+               for name, g in (("random batches", False), ("length-grouped", True))}
+    info = env.environment()
+    machine = info.get("gpu") or platform.processor() or platform.machine()
+    overrides = {k: info[k] for k in (env.PRECISION_ENV, env.GPU_MEMORY_ENV) if info.get(k, "unset") != "unset"}
+    result = {"machine": machine, "device": run.device, "precision": run.precision, "overrides": overrides,
+              "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+              "matmul_peak_gflops": round(peak, 1), "steps": a.steps, "examples": a.examples,
+              "distinct_examples": min(a.examples, len(pool)), "mean_tokens_per_example": round(mean_len, 1),
+              "runs": rows, "padding_share": padding, "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+    RESULTS.mkdir(exist_ok=True)
+    stem = a.name or f"training_{run.device}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    peak_kind = "fp32" if run.device == "cpu" else "bf16"
+    where = f"{machine}" + (f", {info['gpu_memory_gb']} GiB" if "gpu_memory_gb" in info else "")
+    lines = [f"# Training throughput ({run.device}: {where}; {result['date']})", "",
+             f"Measured by `benchmarks/bench_training.py` (torch {torch.__version__}, {result['torch_threads']} CPU "
+             f"threads{', overrides ' + str(overrides) if overrides else ''}). {peak_kind} matmul peak measured "
+             f"in the same run: {peak:,.1f} GFLOP/s. Sentiment prompts, {mean_len:.0f} tokens per example on "
+             f"average, {a.examples} examples ({result['distinct_examples']} distinct), {a.steps} steps per row "
+             "(the first is warm-up and not timed).", "",
+             "| method | batch | setting | precision | grad. ckpt | tokens/s | s/step | share of matmul peak | "
+             "peak MB | project vs TRL defaults (same batch) | vs Trainer defaults (same batch) | "
+             f"vs TRL defaults at batch {a.batch} |",
+             "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        ratios = [r.get("vs_trl_defaults"), r.get("vs_trainer_defaults"), r.get(f"vs_trl_defaults_at_batch_{a.batch}")]
+        cells = " | ".join("" if x is None else f"{x:.2f}x" for x in ratios)
+        lines.append(f"| {r['method']} | {r['batch']} | {r['setting']} | {r['precision']} | "
+                     f"{r['gradient_checkpointing']} | {r['tokens_per_second']:,.1f} | {r['seconds_per_step']} | "
+                     f"{r['share_of_matmul_peak']:.1%} | {r['peak_memory_mb']:,.1f} | {cells} |")
+    lines += ["", f"Padding share of training batches ({PADDING_EXAMPLES} examples):", ""]
     lines += [f"- {k}: {v:.1%}" for k, v in padding.items()]
-    (RESULTS / f"training_{run.device}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -76,3 +76,40 @@ def test_03_smoke_shows_the_parameter_arithmetic_and_memory_order(notebook_run, 
     assert result.status == "ok", result.error
     config = tiny_model[0].config
     check_03_metrics(result.metrics, config.hidden_size, _lora_params(config))
+
+
+def _printed_summary(executed) -> dict:
+    """The `result.summary()` dict notebook 04 prints after training, read back from the executed notebook."""
+    import ast
+    import json
+    from pathlib import Path
+
+    for cell in json.loads(Path(executed).read_text())["cells"]:
+        for out in cell.get("outputs", []):
+            text = "".join(out.get("text", ""))
+            for line in text.splitlines():
+                if line.startswith("{'method'"):
+                    return ast.literal_eval(line)
+    raise AssertionError(f"no training summary printed in {executed}")
+
+
+@pytest.mark.notebooks
+def test_04_bf16_on_a_cpu_trains_with_a_finite_falling_loss(tmp_path, monkeypatch):
+    """The half-precision path without a GPU: GPTFORALL_PRECISION=bf16 loads the frozen base in bf16 and trains
+    the fp32 adapters under bf16 autocast. The kernel inherits os.environ; the run has its own reports folder."""
+    from gptforall_utils import course
+
+    monkeypatch.setenv("GPTFORALL_PRECISION", "bf16")
+    path = next(p for p in course.discover() if p.stem.startswith("04_"))
+    result = course.run_notebook(path, "smoke", tmp_path / "bf16")
+    # A NaN logit would have stopped the notebook (label scoring refuses non-finite scores), so "ok" means
+    # finite logits before and after training; a NaN loss would have raised DivergedError.
+    assert result.status == "ok", result.error
+    executed = open(result.executed).read()
+    assert "precision bf16 (GPTFORALL_PRECISION)" in executed
+    assert "training lora: bf16 autocast; trainable weights fp32, frozen weights bf16" in executed
+    summary = _printed_summary(result.executed)
+    assert math.isfinite(summary["first_loss"]) and math.isfinite(summary["final_loss"])
+    assert summary["final_loss"] < summary["first_loss"], summary
+    m = result.metrics
+    assert all(math.isfinite(m[k]) for k in ("accuracy_zero_shot", "accuracy_lora", "lora_final_loss"))
