@@ -7,6 +7,10 @@
 #
 # What it runs, in this order, within DEADLINE (run.sh spends ~80 s on setup first; this script stops its own
 # work GPU_SESSION_SECONDS after it starts, default DEADLINE - 100, so that run.sh can still pack the results):
+#   0. benchmarks/sdpa_masked_rows.py, as the card is and with fp16 (seconds): does this card's attention give
+#      NaN outputs or gradients for fully masked (left-padding) query rows, per SDPA backend and dtype, and does
+#      one LoRA step of the course's setup get NaN adapter gradients with left vs right padding, with and without
+#      activation checkpointing? (The diagnosis of the collapse; results/sdpa_masked_rows_cuda*.{md,json}.)
 #   1. benchmarks/bench_training.py --examples 512, alone on the card (throughput needs the card to itself):
 #      writes benchmarks/results/training_cuda.{md,json} (LoRA and full fine-tuning at batch 8 and at the batch
 #      the course picks on this card; ratios vs TRL and Trainer defaults; share of the measured bf16 matmul peak).
@@ -48,6 +52,12 @@ not found' in the notebooks (stage ipywidgets, widgetsnbextension and jupyterlab
   echo "budget: $BUDGET s; $THREADS CPU threads per stream"
 } > "$OUT/session.txt"
 cat "$OUT/session.txt"
+
+# 0. The diagnosis: fully masked attention rows on this card.
+OMP_NUM_THREADS=$THREADS in_time "$PY" benchmarks/sdpa_masked_rows.py > "$OUT/sdpa_masked_rows.log" 2>&1
+GPTFORALL_PRECISION=fp16 OMP_NUM_THREADS=$THREADS in_time "$PY" benchmarks/sdpa_masked_rows.py \
+  --name sdpa_masked_rows_cuda_fp16 > "$OUT/sdpa_masked_rows_fp16.log" 2>&1
+echo "diagnosis: done after $(( $(date +%s) - START )) s"
 
 # 1. The benchmark, alone on the card.
 OMP_NUM_THREADS=$THREADS in_time "$PY" benchmarks/bench_training.py --examples 512 > "$OUT/bench_training.log" 2>&1

@@ -1,0 +1,149 @@
+"""Does this machine's attention turn fully masked query rows (left padding) into NaN, forward or backward?
+
+The diagnosis of issue 11's GPU collapse, checked where it can be: a left-padded batch gives every pad position a
+query row that attends to nothing (causal mask + padding mask). This script asks, on this machine:
+  1. each SDPA backend (math, flash, memory-efficient, cuDNN), in fp32/fp16/bf16: are the fully masked rows'
+     outputs finite, and are the gradients of q, k, v finite when the loss uses only the real rows?
+  2. one LoRA step of the embedded model on real sentiment prompts, the way the course trains (answer-only loss,
+     the run's precision and autocast), with left and with right padding, with and without activation
+     checkpointing: is the loss finite, and are the adapters' gradients finite?
+Seconds on a GPU, about a minute on a CPU. Writes benchmarks/results/sdpa_masked_rows_<device>.{json,md}.
+    python benchmarks/sdpa_masked_rows.py [--name STEM]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def kernel_check(device: str, dtype, backend, batch: int = 16, heads: int = 9, seq: int = 96, dim: int = 64,
+                 pads: int = 7, seed: int = 0) -> dict:
+    """SDPA with a causal + left-padding boolean mask under one backend; the loss sums the real rows only."""
+    from torch.nn.attention import sdpa_kernel
+
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    q, k, v = (torch.randn(batch, heads, seq, dim, generator=gen).to(device, dtype).requires_grad_() for _ in range(3))
+    real = torch.ones(batch, seq, dtype=torch.bool)
+    real[::2, :pads] = False                                   # every other row left-padded
+    real = real.to(device)
+    causal = torch.tril(torch.ones(seq, seq, dtype=torch.bool, device=device))
+    mask = causal[None] & real[:, None, :]                     # (b, q, k); pad query rows are all False
+    try:
+        with sdpa_kernel([backend]):
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None])
+            (out * real[:, None, :, None]).float().sum().backward()
+    except RuntimeError as e:                                  # backend not available for these inputs here
+        return {"ran": False, "why": str(e).splitlines()[0][:120]}
+    pad_rows = ~real[:, None, :, None].expand_as(out)
+    return {"ran": True,
+            "nan_output_pad_rows": bool(out[pad_rows].isnan().any()),
+            "nan_output_real_rows": bool(out[~pad_rows].isnan().any()),
+            "nan_grad_q": bool(q.grad.isnan().any()), "nan_grad_k": bool(k.grad.isnan().any()),
+            "nan_grad_v": bool(v.grad.isnan().any())}
+
+
+def training_check(side: str, checkpointing: bool, n: int = 16) -> dict:
+    """One forward/backward of the course's LoRA setup on real prompts: finite loss and adapter gradients?"""
+    from peft import get_peft_model
+
+    from gptforall_utils import data, env, models, prompts, training
+
+    dev, prec = env.device(), env.precision()
+    torch.manual_seed(0)
+    tok = models.load_tokenizer("auto")
+    model = models.load_model("auto", verbose=False)
+    model = get_peft_model(model, training.lora_config(model, dropout=0.0))
+    with torch.no_grad():                                      # a trained adapter, not a zero update
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.01)
+    model.train()
+    if checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    pool = data.sample(data.load("sentiment", "offline", seed=0)["train"], n, seed=0)
+    P = prompts.SENTIMENT
+    ds = training.prompt_completion_dataset(tok, [P.render(tok, t) for t in pool["text"]],
+                                            [P.target(y) for y in pool["label"]])
+    batch = {k: v.to(dev) for k, v in training.collator(tok, side)(list(ds)).items()}
+    import contextlib
+
+    autocast = contextlib.nullcontext() if prec == "fp32" else torch.autocast(dev, dtype=env.torch_dtype(prec))
+    with autocast:
+        loss, _ = training.answer_only_loss(model, batch)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
+    bad = sum(int(not torch.isfinite(g).all()) for g in grads)
+    return {"padding": side, "checkpointing": checkpointing, "precision": prec, "loss": float(loss),
+            "adapter_tensors": len(grads), "adapter_tensors_with_nan_or_inf_grad": bad,
+            "padded_positions": int((batch["attention_mask"] == 0).sum())}
+
+
+def main(argv=None) -> int:
+    from torch.nn.attention import SDPBackend
+
+    from gptforall_utils import env
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--name", default=None, help="results file stem (default sdpa_masked_rows_<device>)")
+    ap.add_argument("--skip-training", action="store_true")
+    a = ap.parse_args(argv)
+    dev = env.device()
+    kernels = []
+    dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    backends = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
+                "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
+    for dname, dtype in dtypes.items():
+        if dev == "cpu" and dname == "fp16":
+            continue
+        for bname, backend in backends.items():
+            row = {"dtype": dname, "backend": bname, **kernel_check(dev, dtype, backend)}
+            kernels.append(row)
+            print(row, flush=True)
+    trains = []
+    if not a.skip_training:
+        for side in ("left", "right"):
+            for ckpt in (False, True):
+                trains.append(training_check(side, ckpt))
+                print(trains[-1], flush=True)
+    info = env.environment()
+    machine = info.get("gpu") or "CPU"
+    result = {"device": dev, "machine": machine, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+              "kernels": kernels, "training": trains}
+    stem = a.name or f"sdpa_masked_rows_{dev}"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"# Fully masked attention rows on {machine} ({dev}, torch {torch.__version__}, {result['date']})", "",
+             "Measured by `benchmarks/sdpa_masked_rows.py`. Kernels: batch 16 x 9 heads x 96 positions, every other "
+             "row left-padded by 7 (a causal pad query row attends to nothing); the loss sums the real rows only.", "",
+             "| dtype | backend | ran | NaN output, pad rows | NaN output, real rows | NaN grad q / k / v |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in kernels:
+        if r["ran"]:
+            lines.append(f"| {r['dtype']} | {r['backend']} | yes | {r['nan_output_pad_rows']} | "
+                         f"{r['nan_output_real_rows']} | {r['nan_grad_q']} / {r['nan_grad_k']} / {r['nan_grad_v']} |")
+        else:
+            lines.append(f"| {r['dtype']} | {r['backend']} | no: {r['why']} | | | |")
+    if trains:
+        lines += ["", "One LoRA step of the embedded model on 16 sentiment prompts (answer-only loss, this run's "
+                  "precision and autocast, adapters' B initialised at N(0, 0.01)):", "",
+                  "| padding | activation checkpointing | precision | loss | adapter tensors with NaN/inf gradient | "
+                  "padded positions |", "| --- | --- | --- | ---: | ---: | ---: |"]
+        for t in trains:
+            lines.append(f"| {t['padding']} | {t['checkpointing']} | {t['precision']} | {t['loss']:.4f} | "
+                         f"{t['adapter_tensors_with_nan_or_inf_grad']} of {t['adapter_tensors']} | "
+                         f"{t['padded_positions']} |")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
