@@ -198,10 +198,11 @@ class _OnceInt8CastNotice:
             return True
         self.seen += 1
         if self.seen == 1:
-            print("note: bitsandbytes' 8-bit matmul quantizes its inputs from float16, so it casts inputs of any "
-                  "other dtype first (shown once; later casts are not printed). It is harmless unless a value "
-                  "exceeds float16's range (65,504), which would make the loss non-finite and stop training. "
-                  "models.load_model() loads 8-bit models in float16 on a GPU to avoid the cast.")
+            print("note: bitsandbytes' 8-bit matmul quantizes float16 inputs, so inputs of another dtype are cast "
+                  "first (shown once; later casts are not printed). The cast loses nothing the int8 quantization "
+                  "keeps, unless a value exceeds float16's range (65,504): it would become inf, and the course's "
+                  "training guard and metrics would stop with an error rather than report it. On a GPU, "
+                  "models.load_model() loads 8-bit models in float16, which avoids the cast.")
             return True
         return False
 
@@ -215,6 +216,20 @@ def _quiet_int8_casts() -> None:
     log = logging.getLogger("bitsandbytes.autograd._functions")
     if _INT8_NOTICE not in log.filters:
         log.addFilter(_INT8_NOTICE)
+
+
+def _keep_4bit_trainable(model) -> None:
+    """Stop bitsandbytes from repacking 4-bit weights for CPU inference.
+
+    On a CPU with AVX512-BF16, bitsandbytes 0.50 repacks a 4-bit layer's weights at its first forward pass in
+    eval mode, and from then on computes it with a kernel that has no autograd: gradients no longer flow back
+    through the frozen layer, so a QLoRA model evaluated before training (loss before, zero-shot accuracy)
+    would train its adapters on wrong gradients, silently ("an autograd kernel was not registered"). Keeping
+    the trainable layout costs no measurable speed for the course's models.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def default_dtype(dev: str, quantization: str | None = None, full_finetuning: bool = False):
@@ -279,6 +294,8 @@ def load_model(
     lm = AutoModelForCausalLM.from_pretrained(resolved.location, **kwargs)
     if qconfig is None:
         lm.to(dev)
+    if quantization in ("nf4", "fp4") and dev == "cpu":
+        _keep_4bit_trainable(lm)
     lm.eval()
     if verbose:
         n = sum(p.numel() for p in lm.parameters())

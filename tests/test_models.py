@@ -74,3 +74,30 @@ def test_local_folder_loads(tiny_model, tmp_path):
     ids = tokenizer("Hello there", return_tensors="pt")
     with torch.no_grad():
         assert torch.allclose(loaded(**ids).logits, model(**ids).logits, atol=1e-5)
+
+
+def test_a_4bit_model_evaluated_first_still_passes_gradients_back():
+    """bitsandbytes repacks 4-bit weights for CPU inference at the first eval pass, and then no gradient flows
+    back through them; load_model keeps the trainable layout, so QLoRA after an evaluation trains correctly."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from gptforall_utils import models
+
+    ids = torch.randint(0, 1000, (2, 12), generator=torch.Generator().manual_seed(0))
+    grads = []
+    for evaluate_first in (False, True):
+        model = models.load_model("smollm2-135m-instruct", quantization="nf4", verbose=False)
+        if evaluate_first:
+            with torch.no_grad():
+                model(input_ids=ids)                      # what "accuracy before training" does
+        torch.manual_seed(0)
+        lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj"]))
+        with torch.no_grad():
+            for name, p in lora.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 0.01)
+        lora.train()
+        lora(input_ids=ids, labels=ids).loss.backward()
+        grads.append(lora.base_model.model.model.layers[0].self_attn.q_proj.lora_A["default"].weight.grad)
+    assert grads[1] is not None and torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-6)
