@@ -54,13 +54,13 @@ not found' in the notebooks (stage ipywidgets, widgetsnbextension and jupyterlab
 cat "$OUT/session.txt"
 
 # 0. The diagnosis: fully masked attention rows on this card.
-OMP_NUM_THREADS=$THREADS in_time "$PY" benchmarks/sdpa_masked_rows.py > "$OUT/sdpa_masked_rows.log" 2>&1
-GPTFORALL_PRECISION=fp16 OMP_NUM_THREADS=$THREADS in_time "$PY" benchmarks/sdpa_masked_rows.py \
+in_time env OMP_NUM_THREADS="$THREADS" "$PY" benchmarks/sdpa_masked_rows.py > "$OUT/sdpa_masked_rows.log" 2>&1
+in_time env GPTFORALL_PRECISION=fp16 OMP_NUM_THREADS="$THREADS" "$PY" benchmarks/sdpa_masked_rows.py \
   --name sdpa_masked_rows_cuda_fp16 > "$OUT/sdpa_masked_rows_fp16.log" 2>&1
 echo "diagnosis: done after $(( $(date +%s) - START )) s"
 
 # 1. The benchmark, alone on the card.
-OMP_NUM_THREADS=$THREADS in_time "$PY" benchmarks/bench_training.py --examples 512 > "$OUT/bench_training.log" 2>&1
+in_time env OMP_NUM_THREADS="$THREADS" "$PY" benchmarks/bench_training.py --examples 512 > "$OUT/bench_training.log" 2>&1
 echo "benchmark: exit $? after $(( $(date +%s) - START )) s"
 
 # 2. Three streams side by side.
