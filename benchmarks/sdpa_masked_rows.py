@@ -2,8 +2,9 @@
 
 The diagnosis of issue 11's GPU collapse, checked where it can be: a left-padded batch gives every pad position a
 query row that attends to nothing (causal mask + padding mask). This script asks, on this machine:
-  1. each SDPA backend (math, flash, memory-efficient, cuDNN), in fp32/fp16/bf16: are the fully masked rows'
-     outputs finite, and are the gradients of q, k, v finite when the loss uses only the real rows?
+  1. each SDPA backend (the one torch picks, math, flash, memory-efficient, cuDNN), in fp32/fp16/bf16: are the
+     fully masked rows' outputs finite (with and without grad), and are the gradients of q, k, v finite when the
+     loss uses only the real rows?
   2. one LoRA step of the embedded model on real sentiment prompts, the way the course trains (answer-only loss,
      the run's precision and autocast), with left and with right padding, with and without activation
      checkpointing: is the loss finite, and are the adapters' gradients finite?
@@ -36,14 +37,20 @@ def kernel_check(device: str, dtype, backend, batch: int = 16, heads: int = 9, s
     real = real.to(device)
     causal = torch.tril(torch.ones(seq, seq, dtype=torch.bool, device=device))
     mask = causal[None] & real[:, None, :]                     # (b, q, k); pad query rows are all False
+    import contextlib
+
+    chosen = contextlib.nullcontext if backend is None else (lambda: sdpa_kernel([backend]))  # None: torch picks
     try:
-        with sdpa_kernel([backend]):
+        with chosen():
+            with torch.no_grad():                              # inference (label scoring, generation)
+                plain = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None])
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None])
             (out * real[:, None, :, None]).float().sum().backward()
     except RuntimeError as e:                                  # backend not available for these inputs here
         return {"ran": False, "why": str(e).splitlines()[0][:120]}
     pad_rows = ~real[:, None, :, None].expand_as(out)
     return {"ran": True,
+            "nan_output_pad_rows_no_grad": bool(plain[pad_rows].isnan().any()),
             "nan_output_pad_rows": bool(out[pad_rows].isnan().any()),
             "nan_output_real_rows": bool(out[~pad_rows].isnan().any()),
             "nan_grad_q": bool(q.grad.isnan().any()), "nan_grad_k": bool(k.grad.isnan().any()),
@@ -98,7 +105,7 @@ def main(argv=None) -> int:
     dev = env.device()
     kernels = []
     dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    backends = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
+    backends = {"auto": None, "math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
                 "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
     for dname, dtype in dtypes.items():
         if dev == "cpu" and dname == "fp16":
@@ -123,14 +130,15 @@ def main(argv=None) -> int:
     lines = [f"# Fully masked attention rows on {machine} ({dev}, torch {torch.__version__}, {result['date']})", "",
              "Measured by `benchmarks/sdpa_masked_rows.py`. Kernels: batch 16 x 9 heads x 96 positions, every other "
              "row left-padded by 7 (a causal pad query row attends to nothing); the loss sums the real rows only.", "",
-             "| dtype | backend | ran | NaN output, pad rows | NaN output, real rows | NaN grad q / k / v |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| dtype | backend | ran | NaN output, pad rows, no grad | NaN output, pad rows | NaN output, real rows | "
+             "NaN grad q / k / v |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in kernels:
         if r["ran"]:
-            lines.append(f"| {r['dtype']} | {r['backend']} | yes | {r['nan_output_pad_rows']} | "
-                         f"{r['nan_output_real_rows']} | {r['nan_grad_q']} / {r['nan_grad_k']} / {r['nan_grad_v']} |")
+            lines.append(f"| {r['dtype']} | {r['backend']} | yes | {r['nan_output_pad_rows_no_grad']} | "
+                         f"{r['nan_output_pad_rows']} | {r['nan_output_real_rows']} | "
+                         f"{r['nan_grad_q']} / {r['nan_grad_k']} / {r['nan_grad_v']} |")
         else:
-            lines.append(f"| {r['dtype']} | {r['backend']} | no: {r['why']} | | | |")
+            lines.append(f"| {r['dtype']} | {r['backend']} | no: {r['why']} | | | | |")
     if trains:
         lines += ["", "One LoRA step of the embedded model on 16 sentiment prompts (answer-only loss, this run's "
                   "precision and autocast, adapters' B initialised at N(0, 0.01)):", "",
