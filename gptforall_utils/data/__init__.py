@@ -159,18 +159,13 @@ def _labels_to_index(dataset, task: Task, origin: str):
     lookup.update({k.lower(): v for k, v in task.label_aliases.items()})
 
     def convert(value):
-        if isinstance(value, bool):
+        code = int_code(value)
+        if code is not None:
+            if 0 <= code < len(names):
+                return code
             raise ValueError
-        if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-            if 0 <= int(value) < len(names):
-                return int(value)
-            raise ValueError
-        if isinstance(value, str):
-            v = value.strip().lower()
-            if v in lookup:
-                return lookup[v]
-            if v.isdigit() and int(v) < len(names):
-                return int(v)
+        if isinstance(value, str) and value.strip().lower() in lookup:
+            return lookup[value.strip().lower()]
         raise ValueError
 
     values = dataset["label"]

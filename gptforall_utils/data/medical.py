@@ -27,14 +27,6 @@ HUB_CODING = ", ".join(f"{i} {name}" for i, name in enumerate(LABELS, 1))
 offline = written_offline(OFFLINE_FILE, 0.2)
 
 
-def from_hub_row(row: dict) -> dict:
-    """Map a Hub row (condition_label 1..5, medical_abstract) to the schema (label 0..4, text)."""
-    label = int_code(row["condition_label"])
-    if label is None or not 1 <= label <= len(LABELS):
-        raise ValueError(f"condition_label {row['condition_label']!r} is outside 1..{len(LABELS)}")
-    return {"text": row["medical_abstract"], "label": label - 1}
-
-
 def from_native(dataset, origin: str = "data"):
     """The Hub's schema (medical_abstract, condition_label 1..5) mapped to the course's (text, label 0..4).
 
