@@ -237,3 +237,12 @@ def test_wikitext_file_in_its_hub_layout_works_as_is(tmp_path):
 def test_other_tasks_follow_named_sources_only():
     assert data.other_source("hub?drop_empty") == "hub"
     assert data.other_source("alpaca.json?drop_empty") == "auto"
+
+
+def test_dialogsum_file_without_split_keeps_a_dialogues_references_together(tmp_path):
+    test_rows = rows("knkarthick__dialogsum", "test")  # 14 dialogues in 40 rows
+    dd = data.load("dialogsum", write_jsonl(tmp_path / "test_only.jsonl", test_rows), seed=3)
+    train, test = set(dd["train"]["dialogue"]), set(dd["test"]["dialogue"])
+    assert not train & test
+    assert len(train | test) == 14 and len(dd["test"]) == 3  # 20% of 14 dialogues, rounded up
+    assert sum(len(r) for r in dd["test"]["references"]) + len(dd["train"]) == 40

@@ -41,6 +41,7 @@ class Task:
     course schema, refusing ambiguous codes; used for the Hub and for local files alike.
     finish: applied to the loaded DatasetDict from every source (e.g. dialogsum groups references).
     eval_only: nothing is trained on; a local file without a `split` column is all test.
+    group_by: a local file without a `split` column is split by this column's groups, not by rows.
     hub_datasets: the (Hub id, config) pairs `hub` reads, so a Hub mirror can be prepared for them.
     """
 
@@ -58,6 +59,7 @@ class Task:
     from_native: Callable[[object, str], object] | None = None
     finish: Callable[[object], object] | None = None
     eval_only: bool = False
+    group_by: str | None = None  # a local file without a split column is split by this column's groups
     hub_datasets: tuple[tuple[str, str | None], ...] = ()
     label_aliases: dict[str, int] = field(default_factory=dict)  # extra label names, e.g. the Hub's "neg"/"pos"
     label_hint: str = ""  # appended to a refused label: which coding the `label` column uses
@@ -198,11 +200,13 @@ def int_code(value) -> int | None:
 
 
 # ---------------------------------------------------------------- splitting and sampling
-def split(dataset, test_size: float | int, seed: int, eval_only: bool = False):
+def split(dataset, test_size: float | int, seed: int, eval_only: bool = False, group_by: str | None = None):
     """Deterministic train/test split for a seed (a `split` column, when present, wins).
 
     For an evaluation-only task (`eval_only`), a dataset without a `split` column is all test, and a
-    `split` column needs only "test" rows.
+    `split` column needs only "test" rows. With `group_by`, rows with the same value in that column
+    (e.g. a dialogue repeated once per reference summary) land on the same side; test_size then
+    counts groups.
     """
     from datasets import DatasetDict
 
@@ -218,6 +222,17 @@ def split(dataset, test_size: float | int, seed: int, eval_only: bool = False):
         return DatasetDict({"test": dataset})
     if len(dataset) < 2:
         raise ValueError(f"Need at least 2 rows to split into train and test, got {len(dataset)}.")
+    if group_by is not None:
+        from datasets import Dataset
+
+        keys = [str(v).strip() for v in dataset[group_by]]
+        groups = list(dict.fromkeys(keys))
+        if len(groups) < 2:
+            raise ValueError(f"Need at least 2 distinct {group_by!r} values to split, got {len(groups)}.")
+        test_keys = set(Dataset.from_dict({"key": groups}).train_test_split(
+            test_size=test_size, seed=seed, shuffle=True)["test"]["key"])
+        rows = {side: [i for i, k in enumerate(keys) if (k in test_keys) == (side == "test")] for side in ("train", "test")}
+        return DatasetDict({side: dataset.select(idx) for side, idx in rows.items()})
     parts = dataset.train_test_split(test_size=test_size, seed=seed, shuffle=True)
     return DatasetDict({"train": parts["train"], "test": parts["test"]})
 
@@ -475,7 +490,7 @@ def load(task: str, source: str = "auto", seed: int = 0, drop_empty: bool = Fals
         if spec.from_native is not None:
             ds = spec.from_native(ds, str(path))
         ds = validate(ds, spec, origin=str(path), drop_empty=drop_empty)
-        return _finish(split(ds, spec.test_size, seed, eval_only=spec.eval_only), spec)
+        return _finish(split(ds, spec.test_size, seed, eval_only=spec.eval_only, group_by=spec.group_by), spec)
     if source == "auto":
         source = "hub" if env.hub_available() else "offline"
     if source == "hub":

@@ -6,7 +6,7 @@ columns id, dialogue, summary, topic; train/validation/test). Offline:
 data/dialogsum_offline.jsonl, 168 dialogues written for this course, with a fixed test split of
 40 (see data/dialogsum_offline.md). A local .jsonl/.csv file needs the columns dialogue and
 summary (the Hub's id and topic may be there too); a `split` column ("train"/"validation"/"test")
-fixes the split, otherwise 20% is held out.
+fixes the split, otherwise 20% of the dialogues are held out (a dialogue's rows stay together).
 
 Evaluation splits hold one row per dialogue: the Hub's test split repeats each dialogue three times,
 once per reference summary (test_0_1, test_0_2, test_0_3, ...), so "test" and "validation" are
@@ -98,4 +98,5 @@ TASK = register(Task(
     offline_source=repo_relative(OFFLINE_FILE),
     hub_datasets=((HUB_ID, None),),
     finish=finish,
+    group_by="dialogue",  # a file in the Hub's test layout keeps a dialogue's references on one side
 ))
