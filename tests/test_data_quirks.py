@@ -246,3 +246,13 @@ def test_dialogsum_file_without_split_keeps_a_dialogues_references_together(tmp_
     assert not train & test
     assert len(train | test) == 14 and len(dd["test"]) == 3  # 20% of 14 dialogues, rounded up
     assert sum(len(r) for r in dd["test"]["references"]) + len(dd["train"]) == 40
+
+
+def test_a_parquet_file_as_the_hub_stores_it_works(tmp_path, use_hub_mirror):
+    # The Hub keeps datasets as Parquet; a downloaded split is a valid DATA file as it is.
+    path = tmp_path / "train-00000-of-00001.parquet"
+    data.hub_dataset("TimSchopf/medical_abstracts", split="train").to_parquet(str(path))
+    dd = data.load("medical", str(path), seed=0)
+    raw = rows("TimSchopf__medical_abstracts", "train")
+    got = sorted((r["text"], r["label"]) for name in ("train", "test") for r in dd[name])
+    assert got == sorted((r["medical_abstract"], r["condition_label"] - 1) for r in raw)

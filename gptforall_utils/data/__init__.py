@@ -3,7 +3,7 @@
 Every source is normalised to one schema per task and returned as a `datasets.DatasetDict`
 with a "test" split, and a "train" split for every task that is trained on (all but the
 evaluation-only benchmark_questions). `DATA` in a notebook's parameters cell is one of
-"auto" (Hub when it answers, else offline), "hub", "offline", or a local .jsonl/.json/.csv file,
+"auto" (Hub when it answers, else offline), "hub", "offline", or a local .jsonl/.json/.csv/.parquet file,
 in the task's course schema or in its Hub dataset's own schema; `?drop_empty` after a source
 drops rows with an empty required field instead of refusing them.
 
@@ -26,6 +26,7 @@ from .. import env
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 SOURCES = ("auto", "hub", "offline")
+FILE_TYPES = (".jsonl", ".json", ".csv", ".parquet")  # .parquet: the files the Hub itself stores
 OPTIONS = ("drop_empty",)  # written after a source: DATA="alpaca_data.json?drop_empty"
 
 
@@ -432,7 +433,7 @@ def _from_rows(rows: list[dict]):
 
 
 def read_local(file: str | Path):
-    """Read a .jsonl/.json/.csv file into a Dataset (no validation)."""
+    """Read a .jsonl/.json/.csv/.parquet file into a Dataset (no validation)."""
     path = Path(file).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"DATA file {path} does not exist.")
@@ -447,7 +448,11 @@ def read_local(file: str | Path):
 
         with open(path, newline="", encoding="utf-8-sig") as f:
             return _from_rows(list(csv.DictReader(f)))
-    raise ValueError(f"DATA file {path} must be .jsonl, .json or .csv.")
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return _from_rows(pq.read_table(path).to_pylist())
+    raise ValueError(f"DATA file {path} must be {', '.join(FILE_TYPES)}.")
 
 
 def parse_source(source: str) -> tuple[str, set[str]]:
@@ -484,8 +489,8 @@ def load(task: str, source: str = "auto", seed: int = 0, drop_empty: bool = Fals
     drop_empty = drop_empty or "drop_empty" in options
     if source not in SOURCES:
         path = Path(source).expanduser()
-        if path.suffix.lower() not in (".jsonl", ".json", ".csv"):
-            raise ValueError(f"DATA={source!r}: use 'auto', 'hub', 'offline' or a .jsonl/.json/.csv file.")
+        if path.suffix.lower() not in FILE_TYPES:
+            raise ValueError(f"DATA={source!r}: use 'auto', 'hub', 'offline' or a {'/'.join(FILE_TYPES)} file.")
         ds = read_local(path)
         if spec.from_native is not None:
             ds = spec.from_native(ds, str(path))
