@@ -120,7 +120,7 @@ def validate(dataset, task: Task, origin: str = "data", drop_empty: bool = False
         values = dataset[column]
         wrong = [i for i, v in enumerate(values) if v is not None and not isinstance(v, str)]
         if wrong:
-            raise ValueError(f"{origin}: {_rows(wrong)} have a non-text {column!r} (e.g. {values[wrong[0]]!r}); "
+            raise ValueError(f"{origin}: {_rows(wrong)} a non-text {column!r} (e.g. {values[wrong[0]]!r}); "
                              f"the {task.name} task needs text there.")
         if allow_empty:
             if any(v is None for v in values):
@@ -131,7 +131,7 @@ def validate(dataset, task: Task, origin: str = "data", drop_empty: bool = False
             empty_rows[column] = empty
     if empty_rows:
         bad = sorted({i for rows in empty_rows.values() for i in rows})
-        what = "; ".join(f"{_rows(rows)} have an empty {column!r}" for column, rows in empty_rows.items())
+        what = "; ".join(f"{_rows(rows)} an empty {column!r}" for column, rows in empty_rows.items())
         if not drop_empty:
             raise ValueError(
                 f"{origin}: {what} (rows count from 0, in file order). Fill them in, or drop them: "
@@ -149,11 +149,11 @@ def validate(dataset, task: Task, origin: str = "data", drop_empty: bool = False
 
 
 def _rows(rows: list[int], show: int = 8) -> str:
-    """'row 3' / 'rows 3, 9 and 12' / 'rows 3, 9, ... (40 rows)' for an error message."""
+    """'row 3 has' / 'rows 3, 9 have' / 'rows 3, 9, ... (40 rows) have', to start an error message's clause."""
     if len(rows) == 1:
-        return f"row {rows[0]}"
+        return f"row {rows[0]} has"
     head = ", ".join(str(i) for i in rows[:show])
-    return f"rows {head}" + (f", ... ({len(rows)} rows)" if len(rows) > show else "")
+    return f"rows {head}" + (f", ... ({len(rows)} rows)" if len(rows) > show else "") + " have"
 
 
 def _labels_to_index(dataset, task: Task, origin: str):
