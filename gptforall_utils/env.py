@@ -30,6 +30,7 @@ COURSE_PACKAGES = (
     "evaluate", "rouge-score", "papermill", "matplotlib",
 )
 HUB_HOST = "huggingface.co"
+HUB_MIRROR_ENV = "GPTFORALL_HUB_MIRROR"  # a local folder that serves Hub datasets and models
 
 
 # ---------------------------------------------------------------- hardware
@@ -169,11 +170,37 @@ def _hub_answers(timeout: float) -> bool:
         return False
 
 
-def hub_available(timeout: float = 2.0) -> bool:
-    """Can we reach the Hugging Face Hub? False at once when HF_HUB_OFFLINE is set; else a short TCP probe."""
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Can we reach the real Hugging Face Hub? False at once when HF_HUB_OFFLINE is set; else a short TCP probe."""
     if _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE")):
         return False
     return _hub_answers(timeout)
+
+
+def hub_mirror() -> Path | None:
+    """The local Hub mirror folder named by GPTFORALL_HUB_MIRROR, or None when the variable is unset or empty.
+
+    A mirror serves Hub datasets and models from disk in the Hub's own layout (see data/README.md);
+    a variable that names no folder is an error, so a typo never silently falls back to other data.
+    """
+    value = os.environ.get(HUB_MIRROR_ENV, "").strip()
+    if not value:
+        return None
+    folder = Path(value).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{HUB_MIRROR_ENV}={value} is not a folder; point it at a Hub mirror "
+                                f"(see data/README.md) or unset it.")
+    return folder
+
+
+def hub_available(timeout: float = 2.0) -> bool:
+    """Does the Hub path work here? True when a Hub mirror is set (GPTFORALL_HUB_MIRROR), else when the real Hub answers.
+
+    The one rule behind DATA="auto"/"hub" and MODEL="auto": a mirror stands in for the Hub.
+    """
+    if hub_mirror() is not None:
+        return True
+    return hub_reachable(timeout)
 
 
 def seed_everything(seed: int) -> None:

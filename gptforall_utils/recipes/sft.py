@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=256, help="tokens per example (prompt cut from the left)")
     p.add_argument("--max-examples", type=int, default=None, help="use only the first N training pairs")
     p.add_argument("--categories", default=None,
-                   help="comma-separated Dolly categories to keep (e.g. one adapter per task family)")
+                   help="comma-separated categories to keep (e.g. one adapter per task family); those the "
+                        "data lacks are skipped and the choice printed")
     p.add_argument("--lora-r", type=int, default=8)
     p.add_argument("--lora-alpha", type=int, default=16)
     p.add_argument("--lora-targets", default=DEFAULT_TARGETS, help="comma-separated linear layer names")
@@ -72,15 +73,48 @@ def check_args(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}.")
 
 
+def choose_categories(present, wanted: str | None) -> list[str] | None:
+    """The categories of `wanted` (comma-separated) that the data has, in the order asked; None: all.
+
+    Different data have different categories (Dolly's eight, Alpaca's single "alpaca", a local file's
+    own), so asked-for categories the data lacks are skipped, and the choice is printed. Raises
+    ValueError when none of them is in the data, naming the categories it has.
+    """
+    if not wanted:
+        return None
+    asked = list(dict.fromkeys(c.strip() for c in wanted.split(",") if c.strip()))
+    have = sorted(set(present))
+    use = [c for c in asked if c in have]
+    if not use:
+        raise ValueError(f"--categories {asked}: none is in the data; its categories: {have}.")
+    skipped = [c for c in asked if c not in have]
+    print(f"categories: {', '.join(use)}" + (f" (not in this data: {', '.join(skipped)})" if skipped else ""),
+          flush=True)
+    return use
+
+
+def category_groups(present, groups: dict[str, list[str] | tuple[str, ...]]) -> dict[str, str]:
+    """For each named group of categories, the comma-separated ones the data has (for --categories).
+
+    A group none of whose categories is in the data (Alpaca has the single category "alpaca") gets every
+    category the data has. Prints the choice, so a run says what each adapter trained on.
+    """
+    have = sorted(set(present))
+    out = {}
+    for name, cats in groups.items():
+        use = [c for c in cats if c in have]
+        out[name] = ",".join(use or have)
+        note = "" if use else f" (none of {', '.join(cats)} in this data: all of its categories)"
+        print(f"{name}: {out[name]}{note}")
+    return out
+
+
 def select(train, categories: str | None, max_examples: int | None):
     """Filter the training split by category and size; every row keeps its original index as sample_id."""
     train = train.add_column("sample_id", list(range(len(train))))
-    if categories:
-        wanted = {c.strip() for c in categories.split(",") if c.strip()}
-        present = set(train["category"])
-        unknown = wanted - present
-        if unknown:
-            raise ValueError(f"--categories {sorted(unknown)} not in the data; categories: {sorted(present)}.")
+    use = choose_categories(train["category"], categories)
+    if use is not None:
+        wanted = set(use)
         train = train.filter(lambda r: r["category"] in wanted)
     if max_examples is not None:
         train = train.select(range(min(max_examples, len(train))))
