@@ -181,39 +181,68 @@ def choice_logprobs(model, tokenizer, contexts: Sequence[str], choices: Sequence
                     batch_size: int = 16) -> list[list[tuple[float, int]]]:
     """For each question, (sum of log-probabilities, number of tokens) of every choice given its context.
 
-    One forward pass per (context, choice); sequences are right-padded in batches (padding after
-    the last real token cannot change a causal model's earlier positions, so no mask is needed).
+    The same numbers as one forward pass per (context + choice), computed with the context run once per
+    question: `batch_size` contexts are left-padded into one batch (masked, with their own position
+    ids), their key/value cache is copied once per choice, and all the choices continue from it in a
+    second pass. A question's context is about 27 tokens and a choice about 4 on ARC, so this does a
+    third of the work.
     """
     import torch
 
     if len(contexts) != len(choices):
         raise ValueError(f"{len(contexts)} contexts but {len(choices)} choice lists")
-    requests = []  # (question, choice, ids, n continuation tokens)
+    encoded = []  # per question: (context ids, [continuation ids per choice])
     for q, (context, options) in enumerate(zip(contexts, choices)):
         if not context.strip():
             raise ValueError(f"question {q} has an empty context")
-        for c, option in enumerate(options):
-            ctx, cont = encode_pair(tokenizer, context, option)
-            if not cont or not ctx:
-                raise ValueError(f"question {q}, choice {c}: {option!r} adds no token to the context")
-            requests.append((q, c, ctx + cont, len(cont)))
-    out: list[list] = [[None] * len(options) for options in choices]
+        pairs = [encode_pair(tokenizer, context, option) for option in options]
+        ctx = pairs[0][0]
+        for c, (ctx_c, cont) in enumerate(pairs):
+            if not cont or not ctx_c or ctx_c != ctx:
+                raise ValueError(f"question {q}, choice {c}: {options[c]!r} adds no token to the context")
+        encoded.append((ctx, [cont for _, cont in pairs]))
+    out: list[list[tuple[float, int]]] = []
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    order = sorted(range(len(requests)), key=lambda i: -len(requests[i][2]))  # similar lengths together
-    for start in range(0, len(order), batch_size):
-        batch = [requests[i] for i in order[start:start + batch_size]]
-        width = max(len(ids) - 1 for _, _, ids, _ in batch)
-        inputs = torch.full((len(batch), width), pad, dtype=torch.long)
-        for row, (_, _, ids, _) in enumerate(batch):
-            inputs[row, :len(ids) - 1] = torch.tensor(ids[:-1])  # the last token is predicted, never read
+    for start in range(0, len(encoded), batch_size):
+        batch = encoded[start:start + batch_size]
+        width = max(len(ctx) for ctx, _ in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, (ctx, _) in enumerate(batch):  # left padding: every context ends in the last column
+            ids[row, width - len(ctx):] = torch.tensor(ctx)
+            mask[row, width - len(ctx):] = 1
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
         with torch.no_grad():
-            logits = model(input_ids=inputs.to(device)).logits  # (b, width, vocab)
-        for row, (q, c, ids, n) in enumerate(batch):
-            end = len(ids) - 1  # position t predicts token t + 1
-            logp = torch.log_softmax(logits[row, end - n:end].float(), dim=-1)  # (n, vocab)
-            target = torch.tensor(ids[-n:], device=logp.device)
-            out[q][c] = (logp.gather(1, target[:, None]).sum().item(), n)
+            first = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                          use_cache=True, logits_to_keep=1)
+        first_logp = torch.log_softmax(first.logits[:, -1].float(), dim=-1)  # (b, vocab): each choice's first token
+        owner = [row for row, (_, conts) in enumerate(batch) for _ in conts]  # question row of every choice
+        conts = [cont for _, cs in batch for cont in cs]
+        totals = [first_logp[owner[i], cont[0]].item() for i, cont in enumerate(conts)]
+        rest = max(len(c) for c in conts) - 1
+        if rest > 0:  # the choices' later tokens, continuing from their question's cache
+            cache = first.past_key_values
+            cache.batch_select_indices(torch.tensor(owner, device=device))
+            x = torch.full((len(conts), rest), pad, dtype=torch.long)
+            x_mask = torch.zeros((len(conts), rest), dtype=torch.long)
+            for i, cont in enumerate(conts):
+                x[i, :len(cont) - 1] = torch.tensor(cont[:-1])
+                x_mask[i, :len(cont) - 1] = 1
+            full_mask = torch.cat([mask[owner], x_mask], dim=1)
+            x_pos = mask[owner].sum(1, keepdim=True) + torch.arange(rest)[None, :]
+            with torch.no_grad():
+                logits = model(input_ids=x.to(device), attention_mask=full_mask.to(device),
+                               position_ids=x_pos.to(device), past_key_values=cache).logits  # (n_choices, rest, vocab)
+            for i, cont in enumerate(conts):
+                if len(cont) > 1:  # position t of the second pass predicts the choice's token t + 1
+                    logp = torch.log_softmax(logits[i, :len(cont) - 1].float(), dim=-1)
+                    target = torch.tensor(cont[1:], device=logp.device)
+                    totals[i] += logp.gather(1, target[:, None]).sum().item()
+        k = 0
+        for _, cs in batch:
+            out.append([(totals[k + j], len(c)) for j, c in enumerate(cs)])
+            k += len(cs)
     return out
 
 
