@@ -280,6 +280,14 @@ def perplexity(model, tokenizer, texts: str | Sequence[str], max_length: int = 5
     at the very start). Returns
     exp(mean negative log-likelihood per predicted token).
     """
+    return math.exp(token_nlls(model, tokenizer, texts, max_length, stride, max_tokens).double().mean().item())
+
+
+def token_nlls(model, tokenizer, texts: str | Sequence[str], max_length: int = 512, stride: int = 256,
+               max_tokens: int | None = None):
+    """The negative log-likelihood of every predicted token (every token after the first), in order:
+    the values `perplexity` averages, kept per token so they can be summed per document
+    (`joined_tokens` says which document each token comes from)."""
     import torch
 
     if stride <= 0 or max_length <= 1 or stride >= max_length:
@@ -293,32 +301,28 @@ def perplexity(model, tokenizer, texts: str | Sequence[str], max_length: int = 5
     if ids.numel() < 2:
         raise ValueError("need at least two tokens of text to compute perplexity")
     device = next(model.parameters()).device
-    nll_sum, n_predicted, prev_end = 0.0, 0, 0
+    nll = torch.zeros(ids.numel())
+    scored_to = 1  # token 0 is never predicted
     for begin in range(0, ids.numel(), stride):
         end = min(begin + max_length, ids.numel())
         window = ids[begin:end].unsqueeze(0).to(device)
-        targets = window.clone()
-        new = end - prev_end  # tokens this window scores for the first time
-        targets[:, :-new] = -100
         with torch.no_grad():
-            logits = model(input_ids=window).logits.float()  # (1, w, vocab)
-        shift_logits, shift_targets = logits[:, :-1], targets[:, 1:]
-        mask = shift_targets != -100
-        loss = torch.nn.functional.cross_entropy(
-            shift_logits[mask], shift_targets[mask], reduction="sum")
-        nll_sum += loss.item()
-        n_predicted += int(mask.sum())
-        prev_end = end
+            logits = model(input_ids=window).logits[0, :-1].float()  # (w - 1, vocab): position t predicts t + 1
+        logp = torch.log_softmax(logits, dim=-1).gather(1, window[0, 1:, None])[:, 0]
+        new = end - scored_to  # tokens this window scores for the first time
+        nll[scored_to:end] = -logp[-new:].cpu()
+        scored_to = end
         if end == ids.numel():
             break
-    return math.exp(nll_sum / n_predicted)
+    return nll[1:]
 
 
-def joined_tokens(tokenizer, texts: Sequence[str], max_tokens: int | None = None):
+def joined_tokens(tokenizer, texts: str | Sequence[str], max_tokens: int | None = None):
     """(ids, document): the token ids `perplexity` scores (texts joined with blank lines, tokenized
     once, cut at max_tokens) and, for each token, the index of the text it comes from.
 
-    A token that starts in the blank line between two texts counts for the next one.
+    A token that starts in the blank line between two texts counts for the next one. Needs a fast
+    tokenizer (character offsets).
     """
     import bisect
 
@@ -337,39 +341,9 @@ def joined_tokens(tokenizer, texts: Sequence[str], max_tokens: int | None = None
     return ids, document
 
 
-def token_nlls(model, tokenizer, texts: str | Sequence[str], max_length: int = 512, stride: int = 256,
-               max_tokens: int | None = None):
-    """Per-token negative log-likelihoods of the tokens `perplexity` scores, and their documents.
-
-    Returns (nll, document): two tensors with one entry per predicted token (every token after
-    the first); exp(nll.mean()) equals `perplexity(...)` with the same arguments.
-    """
-    import torch
-
-    if stride <= 0 or max_length <= 1 or stride >= max_length:
-        raise ValueError(f"need 0 < stride < max_length (got stride={stride}, max_length={max_length})")
-    ids, document = joined_tokens(tokenizer, texts, max_tokens)
-    if ids.numel() < 2:
-        raise ValueError("need at least two tokens of text to compute perplexity")
-    device = next(model.parameters()).device
-    nll = torch.zeros(ids.numel())
-    prev_end = 1  # token 0 is never predicted
-    for begin in range(0, ids.numel(), stride):
-        end = min(begin + max_length, ids.numel())
-        window = ids[begin:end].unsqueeze(0).to(device)
-        with torch.no_grad():
-            logits = model(input_ids=window).logits[0, :-1].float()  # (w - 1, vocab): position t predicts t + 1
-        logp = torch.log_softmax(logits, dim=-1).gather(1, window[0, 1:, None])[:, 0]
-        new = end - prev_end
-        nll[prev_end:end] = -logp[-new:].cpu()
-        prev_end = end
-        if end == ids.numel():
-            break
-    return nll[1:], document[1:]
-
-
 def document_sums(nll, document, n_documents: int | None = None) -> tuple[list[float], list[int]]:
-    """(summed nll, scored tokens) per document, from `token_nlls`'s two tensors."""
+    """(summed nll, scored tokens) per document: `nll` from `token_nlls`, `document` the documents of
+    the same tokens (`joined_tokens(...)[1][1:]`, as the first token is never predicted)."""
     import torch
 
     n = n_documents if n_documents is not None else int(document.max()) + 1

@@ -6,6 +6,7 @@ import math
 import random
 
 import pytest
+import torch
 
 from gptforall_utils import metrics
 
@@ -91,15 +92,17 @@ def test_token_nlls_reproduce_perplexity_and_split_by_document(tiny_model):
     texts = ["The cat sat on the mat and looked at the rain outside.",
              "Stock markets fell sharply on Monday after the bank raised interest rates.",
              "A small boat crossed the bay at dawn."]
-    nll, doc = metrics.token_nlls(model, tok, texts, max_length=16, stride=12)
+    nll = metrics.token_nlls(model, tok, texts, max_length=16, stride=12)
     assert math.exp(nll.mean().item()) == pytest.approx(
-        metrics.perplexity(model, tok, texts, max_length=16, stride=12), rel=1e-4)
-    sums, counts = metrics.document_sums(nll, doc, n_documents=3)
+        metrics.perplexity(model, tok, texts, max_length=16, stride=12), rel=1e-5)
+    ids, docs = metrics.joined_tokens(tok, texts)
+    assert nll.numel() == ids.numel() - 1  # every token but the first is predicted once
+    sums, counts = metrics.document_sums(nll, docs[1:], n_documents=3)
     assert sum(counts) == nll.numel() and all(c > 5 for c in counts)
     assert sum(sums) == pytest.approx(nll.sum().item(), rel=1e-6)
-    ids, docs = metrics.joined_tokens(tok, texts)
     for d, text in enumerate(texts):  # each document's tokens decode back to its text
         assert tok.decode(ids[docs == d]).strip() == text
-    # Cutting at max_tokens keeps the first tokens and their documents.
-    nll_cut, doc_cut = metrics.token_nlls(model, tok, texts, max_length=16, stride=12, max_tokens=20)
-    assert nll_cut.numel() == 19 and doc_cut.tolist() == docs[1:20].tolist()
+    # Cutting at max_tokens keeps the first tokens, and joined_tokens cuts the same way.
+    cut = metrics.token_nlls(model, tok, texts, max_length=16, stride=12, max_tokens=20)
+    assert cut.numel() == 19 and torch.allclose(cut, nll[:19], atol=1e-4)
+    assert metrics.joined_tokens(tok, texts, max_tokens=20)[1].tolist() == docs[:20].tolist()
