@@ -195,12 +195,11 @@ def choice_logprobs(model, tokenizer, contexts: Sequence[str], choices: Sequence
     for q, (context, options) in enumerate(zip(contexts, choices)):
         if not context.strip():
             raise ValueError(f"question {q} has an empty context")
-        pairs = [encode_pair(tokenizer, context, option) for option in options]
-        ctx = pairs[0][0]
-        for c, (ctx_c, cont) in enumerate(pairs):
-            if not cont or not ctx_c or ctx_c != ctx:
+        pairs = [encode_pair(tokenizer, context, option) for option in options]  # the context part is shared
+        for c, (_, cont) in enumerate(pairs):
+            if not cont:
                 raise ValueError(f"question {q}, choice {c}: {options[c]!r} adds no token to the context")
-        encoded.append((ctx, [cont for _, cont in pairs]))
+        encoded.append((pairs[0][0], [cont for _, cont in pairs]))
     out: list[list[tuple[float, int]]] = []
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
