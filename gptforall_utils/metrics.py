@@ -142,8 +142,8 @@ def perplexity_change(nll_before: Sequence[float], nll_after: Sequence[float], t
 
 
 def cohen_kappa(a: Sequence, b: Sequence) -> float:
-    """Cohen's kappa of two raters' labels: agreement corrected for the agreement chance alone gives
-    (1 = perfect, 0 = as chance, < 0 = worse than chance). 1.0 when both raters use one same label throughout."""
+    """Cohen's kappa of two raters' labels: their agreement, corrected for the agreement that chance alone
+    would give (1 = perfect, 0 = no better than chance, < 0 = worse). 1.0 when both use one same label throughout."""
     _same_length(a, b)
     n = len(a)
     observed = sum(x == y for x, y in zip(a, b)) / n
