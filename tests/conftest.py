@@ -53,15 +53,19 @@ def build_hub_mirror(folder: Path, datasets: dict[str, Path] | None = None,
 
 @pytest.fixture(scope="session")
 def hub_mirror(tmp_path_factory):
-    """A Hub mirror of ../shared/hub_samples plus a model folder for HUB_MODEL.
+    """A Hub mirror of ../shared/hub_samples (plus ARC-Easy, built from its asset) and a model folder for HUB_MODEL.
 
     The 360M id is served by the embedded 135M checkpoint (a link to its cached folder): the Hub
     path's code is what is tested, not the larger model's weights. Skips when hub_samples is absent.
     """
     from gptforall_utils import models
 
+    from hub_mirror_arc import FOLDER as ARC_FOLDER, build_arc_mirror
+
     hub_samples()
-    return build_hub_mirror(tmp_path_factory.mktemp("hub_mirror"), models={HUB_MODEL: models.ensure_embedded()})
+    arc = build_arc_mirror(tmp_path_factory.mktemp("hub_arc"))  # ARC-Easy, from the asset's real Hub rows
+    return build_hub_mirror(tmp_path_factory.mktemp("hub_mirror"), datasets={ARC_FOLDER: arc},
+                            models={HUB_MODEL: models.ensure_embedded()})
 
 
 @pytest.fixture

@@ -135,3 +135,106 @@ def test_answer_signals():
         metrics.answer_signals([])
     with pytest.raises(ValueError):
         metrics.answer_signals(["a"], stopped=[True, False])
+
+
+# ---------------------------------------------------------------- pairwise judging and its checks
+@pytest.mark.parametrize("text, verdict", [
+    ("A is clearer. [[A]]", "A"), ("[[B]]", "B"), ("Equally good. [[C]]", "tie"), ("[[A]] ... on reflection [[B]]", "B"),
+    ("no verdict", None), ("[[D]]", None), ("", None),
+])
+def test_parse_pairwise_verdict(text, verdict):
+    assert metrics.parse_pairwise_verdict(text) == verdict
+
+
+def test_pairwise_round_trip_with_a_fake_server_in_both_orders():
+    with FakeJudge("B is more accurate. [[B]]") as fake:
+        cfg = metrics.judge_config(env_for(fake.url))
+        judge = metrics.remote_pairwise_judge(cfg, environ=env_for(fake.url))
+        records = metrics.compare_both_orders(judge, ["Name a prime."], ["9"], ["7"])
+    # The fake always says "B": with the answers swapped that is a position bias, not a win.
+    assert records == [{"first": "after", "second": "before", "outcome": "inconsistent"}]
+    first, second = fake.requests
+    for req in (first, second):
+        assert req["path"] == "/v1/chat/completions" and req["headers"]["Authorization"] == f"Bearer {SECRET}"
+        assert "[[A]]" in req["body"]["messages"][0]["content"] and SECRET not in json.dumps(req["body"])
+    a_first = first["body"]["messages"][0]["content"]
+    assert a_first.index("9") < a_first.index("7")  # before shown as A first ...
+    b_first = second["body"]["messages"][0]["content"]
+    assert b_first.index("7") < b_first.index("9")  # ... then after shown as A
+
+
+def test_judge_pair_errors_hide_the_key():
+    with FakeJudge(status=500) as fake:
+        cfg = metrics.judge_config(env_for(fake.url))
+        with pytest.raises(RuntimeError, match="HTTP 500") as info:
+            metrics.judge_pair(cfg, "q", "a", "b", environ=env_for(fake.url))
+    assert SECRET not in str(info.value)
+
+
+def test_pairwise_works_with_a_monkeypatched_sender(monkeypatch):
+    sent = []
+
+    def fake_send(endpoint, headers, body, timeout):
+        sent.append(json.loads(body))
+        return "Answer A is more complete. [[A]]"
+
+    monkeypatch.setattr(metrics, "_send", fake_send)
+    cfg = metrics.JudgeConfig("https://judge.example/v1", "m")
+    assert metrics.judge_pair(cfg, "q", "long answer", "short", environ={})["verdict"] == "A"
+    assert sent[0]["model"] == "m" and sent[0]["temperature"] == 0
+
+
+# Answers of varied length where quality and length are unrelated: "after" is longer in half the pairs.
+QUESTIONS = [f"question {i}" for i in range(40)]
+BEFORE = [f"before{i} " + " ".join(["word"] * (10 + (i * 7) % 23)) for i in range(40)]
+AFTER = [f"after{i} " + " ".join(["word"] * (10 + (i * 11) % 29)) for i in range(40)]
+
+
+def test_the_swap_exposes_a_position_biased_judge():
+    records = metrics.compare_both_orders(metrics.first_position_judge, QUESTIONS, BEFORE, AFTER)
+    s = metrics.pairwise_summary(records)
+    assert s["first_order_after_wins"] == 0  # a single order shows "before always wins" ...
+    assert s["consistency"] == 0.0 and s["inconsistent"] == 40  # ... the swap shows it is the position
+    assert s["after_wins"] == s["before_wins"] == 0
+    # Reversing the single order flips the naive verdict completely.
+    flipped = metrics.compare_both_orders(metrics.first_position_judge, QUESTIONS, AFTER, BEFORE, names=("after", "before"))
+    assert metrics.pairwise_summary(flipped, names=("after", "before"))["first_order_before_wins"] == 0
+
+
+def test_length_control_exposes_a_length_biased_judge():
+    records = metrics.compare_both_orders(metrics.longer_answer_judge, QUESTIONS, BEFORE, AFTER)
+    s = metrics.pairwise_summary(records)
+    assert s["consistency"] == 1.0  # a pure length bias survives the swap: the swap alone cannot catch it
+    pref = metrics.length_preference(records, BEFORE, AFTER)
+    assert pref["share"] == 1.0 and pref["low"] > 0.9  # every decided verdict went to the longer answer
+    buckets = metrics.wins_by_length_bucket(records, BEFORE, AFTER)
+    shorter, similar, longer = buckets.values()
+    assert list(buckets)[0] == "after shorter by >20%"
+    assert shorter["after"] == 0 and shorter["before"] == shorter["pairs"] > 0
+    assert longer["after"] == longer["pairs"] > 0 and longer["before"] == 0
+    assert sum(b["pairs"] for b in buckets.values()) == 40
+
+
+def test_a_fair_judge_passes_both_checks():
+    # A judge that knows which answer is better (here: the even-numbered questions favour "after")
+    # and ignores position and length.
+    better = {q: ("after" if i % 2 == 0 else "before") for i, q in enumerate(QUESTIONS)}
+    lookup = dict(zip(QUESTIONS, zip(BEFORE, AFTER)))
+
+    def fair(question, a, b):
+        before, after = lookup[question]
+        winner = after if better[question] == "after" else before
+        return "A" if a == winner else "B"
+
+    records = metrics.compare_both_orders(fair, QUESTIONS, BEFORE, AFTER)
+    s = metrics.pairwise_summary(records)
+    assert s["consistency"] == 1.0 and s["after_wins"] == 20
+    assert s["after_win_low"] < 0.5 < s["after_win_high"]
+    pref = metrics.length_preference(records, BEFORE, AFTER)
+    assert pref["low"] < 0.5 < pref["high"]
+
+
+def test_invalid_verdicts_are_counted_not_guessed():
+    records = metrics.compare_both_orders(lambda q, a, b: None, ["q"], ["a"], ["b"])
+    assert records[0]["outcome"] == "invalid"
+    assert metrics.pairwise_summary(records)["invalid"] == 1
