@@ -254,7 +254,8 @@ with export.pruned(merged, 0.5, "wanda", norms=norms) as achieved:
 print(f"dense:          {speed_dense['tokens_per_s']:6.1f} tokens/s, weights {mb_dense:6.0f} MiB")
 print(f"{achieved:.0%} zeros (Wanda): {speed_pruned['tokens_per_s']:6.1f} tokens/s, weights {mb_pruned:6.0f} MiB")'''),
     ("md", '''
-Same size, same speed. Sparsity pays only with a format and a kernel that skip the zeros:
+The size is identical to the byte, and the speed is the same within the noise of timing on a shared CPU. Sparsity pays
+only with a format and a kernel that skip the zeros:
 
 - **Storage.** A general sparse format (CSR) keeps each surviving weight *and* its column index; at 50% sparsity in fp16
   that is 2 bytes of value plus at least 2 bytes of index per kept weight: no smaller than dense. The 2:4 pattern needs
@@ -421,9 +422,10 @@ token** (the prompt is processed, then one token comes out) and **decoding speed
 a fixed number of greedy tokens, and the memory the weights take:
 
 - **fp32** in transformers: the merged model as trained;
-- **int8** in transformers: PyTorch's dynamic quantization (`torch.ao.quantization.quantize_dynamic`, int8 weights
-  with one scale per output row, activations quantized on the fly). We use it rather than bitsandbytes 8-bit, whose
-  CPU path de-quantizes on every call and is far slower than fp32 here;
+- **int8** in transformers: PyTorch's dynamic quantization (`torch.ao.quantization.quantize_dynamic`: int8 weights
+  with one scale per output row, and each layer's *input* quantized to int8 on the fly with one scale for the whole
+  tensor, so the matrix products run in integer arithmetic). We use it rather than bitsandbytes 8-bit, whose CPU path
+  was far slower than fp32 when this notebook was written;
 - **the GGUF files** in transformers: de-quantized to fp32 on load, so they run like fp32;
 - **llama.cpp**, if its Python package (`llama-cpp-python`) is installed: it computes on the quantized blocks directly.'''),
     ("code", '''
@@ -463,6 +465,12 @@ course does not install it for you; when it is importable, the cell above measur
 matters: decoding one token reads every weight once, so on a CPU the speed follows the bytes read per token. fp32 reads
 4 bytes per weight, Q8_0 about 1, Q4_0 and Q4_1 a little over half a byte, and llama.cpp's kernels compute on the packed
 blocks.
+
+Look at the int8 row's perplexity next to Q8_0's before trusting its speed. Both use 8 bits per weight, but dynamic
+int8 also squeezes every layer input into 256 levels with **one** scale per tensor, and section 2 showed that a few
+input features are many times larger than the rest (the ones Wanda protects). Those outliers set the scale, and every
+ordinary feature is rounded to a handful of levels. This is the problem bitsandbytes' LLM.int8() solves by keeping the
+outlier features in 16 bits; GGUF's Q8_0 sidesteps it with a scale per block of 32 numbers.
 
 ## 6. Every form of the same fine-tuned model'''),
     ("code", '''
@@ -620,8 +628,9 @@ for qtype in ("Q4_0", "Q5_0", "Q5_1", "Q8_0"):
     ("md", '''
 Read the sizes first: the token embedding (Q8_0 in every quantized file) is a fixed part of each file, so the files
 differ less than the bits per weight suggest. The perplexity column shows how much of 4 bits' cost one more bit buys
-back. On the embedded model, remember section 4 of the notebook: its base weights sit on a Q4_1 grid, which favours the
-"_1" types that store a minimum per block.
+back. On the embedded model, remember section 4 of the notebook: its base weights sit on a Q4_1 grid, so Q4_1
+reproduces them exactly, while neither 5-bit grid contains those points and both round every weight again. More bits
+are not automatically closer here; with real 16-bit weights (the Hub model) the usual order should return: try it.
 
 ## Core: prune, then quantize'''),
     ("code", '''
