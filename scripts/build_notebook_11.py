@@ -31,6 +31,15 @@ LEARN = [
     "speed and memory of each form on a laptop-class CPU, and what llama.cpp adds",
 ]
 
+# Notebook 04's sentiment LoRA recipe, shared by the chapter and its solutions (each notebook trains its own).
+TRAIN_ADAPTER = '''train = data.sample(sent["train"], min(N_TRAIN, len(sent["train"])), seed=run.seed)
+train_ds = training.prompt_completion_dataset(
+    tok, [P.render(tok, t) for t in train["text"]], [P.target(y) for y in train["label"]])
+lora = get_peft_model(model, training.lora_config(model, r=8, alpha=16, dropout=0.05))
+args = training.training_arguments(run, learning_rate=3e-4, epochs=1, batch_size=run.pick(smoke=4, cpu=8, gpu=16),
+                                   logging_steps=run.pick(smoke=1, cpu=10, gpu=10))
+result = training.train(lora, train_ds, args, tok, method="lora")'''
+
 SETUP = '''
 import copy
 import time
@@ -95,14 +104,7 @@ def accuracy(m) -> float:
 
 acc_zero = accuracy(model)
 print(f"zero-shot accuracy {acc_zero:.3f} on {len(gold)} held-out reviews")'''),
-    ("code", '''
-train = data.sample(sent["train"], min(N_TRAIN, len(sent["train"])), seed=run.seed)
-train_ds = training.prompt_completion_dataset(
-    tok, [P.render(tok, t) for t in train["text"]], [P.target(y) for y in train["label"]])
-lora = get_peft_model(model, training.lora_config(model, r=8, alpha=16, dropout=0.05))
-args = training.training_arguments(run, learning_rate=3e-4, epochs=1, batch_size=run.pick(smoke=4, cpu=8, gpu=16),
-                                   logging_steps=run.pick(smoke=1, cpu=10, gpu=10))
-result = training.train(lora, train_ds, args, tok, method="lora")
+    ("code", TRAIN_ADAPTER + '''
 print(result.summary())
 acc_lora = accuracy(lora)
 print(f"LoRA accuracy {acc_lora:.3f} (zero-shot {acc_zero:.3f}) after {result.train_seconds:.0f} s of training")'''),
@@ -583,13 +585,7 @@ sent = data.load("sentiment", run.data, seed=run.seed)
 test = data.sample(sent["test"], min(N_EVAL, len(sent["test"])), seed=run.seed)
 texts, gold = list(test["text"]), list(test["label"])
 P = prompts.SENTIMENT
-train = data.sample(sent["train"], min(N_TRAIN, len(sent["train"])), seed=run.seed)
-train_ds = training.prompt_completion_dataset(
-    tok, [P.render(tok, t) for t in train["text"]], [P.target(y) for y in train["label"]])
-lora = get_peft_model(model, training.lora_config(model, r=8, alpha=16, dropout=0.05))
-args = training.training_arguments(run, learning_rate=3e-4, epochs=1, batch_size=run.pick(smoke=4, cpu=8, gpu=16),
-                                   logging_steps=run.pick(smoke=1, cpu=10, gpu=10))
-training.train(lora, train_ds, args, tok, method="lora")
+''' + TRAIN_ADAPTER + '''
 merged = export.merge_adapter(lora)
 
 lm = data.load("lm_text", data.other_source(run.data), seed=run.seed)
