@@ -414,8 +414,7 @@ print("the base weights already sit on a Q4_1 grid (re-quantizing them to Q4_1 i
 When the last line prints `True` (the embedded model), read the Q4_1 row as "what 4 bits cost a model that already was
 4-bit", and the Q4_0 row as the better guide to what 4 bits cost a model trained in 16 bits. With real 16-bit weights
 from the Hub (`MODEL = "HuggingFaceTB/SmolLM2-360M-Instruct"`), Q4_1 gets no free ride and its perplexity change is
-larger than here. Small models also suffer more from 4 bits than large ones: there are fewer weights to share the
-error.
+larger than here. Small models also tend to lose more to 4 bits than large ones.
 
 ## 5. On a laptop-class CPU: speed and memory
 
@@ -426,8 +425,8 @@ a fixed number of greedy tokens, and the memory the weights take:
 - **fp32** in transformers: the merged model as trained;
 - **int8** in transformers: PyTorch's dynamic quantization (`torch.ao.quantization.quantize_dynamic`: int8 weights
   with one scale per output row, and each layer's *input* quantized to int8 on the fly with one scale for the whole
-  tensor, so the matrix products run in integer arithmetic). We use it rather than bitsandbytes 8-bit, whose CPU path
-  was far slower than fp32 when this notebook was written;
+  tensor, so the matrix products run in integer arithmetic with PyTorch's own CPU kernels). It needs no saved
+  checkpoint; bitsandbytes 8-bit (notebooks 02 and 07) is the GPU-first alternative;
 - **the GGUF files** in transformers: de-quantized to fp32 on load, so they run like fp32;
 - **llama.cpp**, if its Python package (`llama-cpp-python`) is installed: it computes on the quantized blocks directly.'''),
     ("code", '''
@@ -678,7 +677,7 @@ for part, leave_alone in (("attention only", MLP), ("MLP only", ATTENTION)):
     print(f"{part:<15} {n_pruned / 1e6:5.1f}M weights pruned: perplexity {p:.3f} "
           f"({(p / ppl_merged - 1) / (n_pruned / 1e6):+.2%} per million weights pruned)")'''),
     ("md", '''
-The MLP holds about two thirds of the block weights, so pruning it to 50% removes more of them; per pruned weight,
+The MLP holds about three quarters of the block weights, so pruning it to 50% removes more of them; per pruned weight,
 compare the last column. Methods such as OWL give each layer its own sparsity for this reason.'''),
     ("code", '''
 run.record(
