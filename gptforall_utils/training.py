@@ -642,3 +642,168 @@ def train(model, train_dataset, args, tokenizer, method: str = "lora", callbacks
     trainer = cls(model=model, args=args, train_dataset=train_dataset,
                   data_collator=collator(tokenizer, TRAINING_PADDING_SIDE), callbacks=callbacks)
     return run_trainer(trainer, method)
+
+
+# ---------------------------------------------------------------- preference tuning (DPO)
+def dpo_config(run: env.Run, output_dir=None, *, beta: float = 0.1, learning_rate: float = 5e-4, epochs: float = 1,
+               batch_size: int | None = None, grad_accum: int | None = None, max_steps: int = -1,
+               logging_steps: int = 5, warmup_steps: int = 0, max_length: int = 512,
+               gradient_checkpointing: bool | None = None, **overrides):
+    """TRL DPOConfig with the same hardware rules as sft_config (TRL's own defaults assume a bf16 GPU).
+
+    beta scales the implicit reward beta * log(pi / pi_ref): a larger beta keeps the policy closer to the
+    reference. The default learning rate suits a LoRA adapter (TRL's 1e-6 is for full fine-tuning).
+    A batch of `batch_size` pairs holds 2 x batch_size sequences (each pair's chosen and rejected answer).
+    """
+    from trl import DPOConfig
+
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
+        raise ValueError(f"beta must be a positive number, got {beta!r}.")
+    kwargs = _common_kwargs(run, output_dir, learning_rate, epochs, batch_size, grad_accum, max_steps,
+                            logging_steps, warmup_steps, gradient_checkpointing)
+    kwargs["beta"] = float(beta)
+    kwargs["max_length"] = max_length
+    kwargs.update(overrides)
+    return DPOConfig(**kwargs)
+
+
+def tokenize_pairs(tokenizer, rows) -> list[dict]:
+    """Conversational preference pairs as token ids, split the way TRL's DPOTrainer splits them: prompt_ids
+    (chat template with the generation prompt), then chosen_ids and rejected_ids (the rest of each rendered
+    conversation: the answer and its end-of-turn tokens)."""
+
+    def ids(messages, **kwargs):
+        return list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kwargs)["input_ids"])
+
+    out = []
+    for row in rows:
+        prompt = ids(row["prompt"], add_generation_prompt=True)
+        chosen, rejected = ids(row["prompt"] + row["chosen"]), ids(row["prompt"] + row["rejected"])
+        n = min(_common_prefix(prompt, chosen), _common_prefix(prompt, rejected))
+        out.append({"prompt_ids": prompt[:n], "chosen_ids": chosen[n:], "rejected_ids": rejected[n:]})
+    return out
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def preference_batches(tokenizer, rows, batch_size: int = 4, max_length: int | None = None):
+    """Batches of conversational pairs built by TRL's own collator (chosen rows first, then rejected rows,
+    right-padded, with a completion_mask), so log-probabilities match the trainer's."""
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    collate = DataCollatorForPreference(pad_token_id=pad_id, max_length=max_length)
+    examples = tokenize_pairs(tokenizer, rows)
+    return [collate(examples[i:i + batch_size]) for i in range(0, len(examples), batch_size)]
+
+
+def completion_logps(model, batch) -> tuple:
+    """log pi(answer | prompt) for each sequence of a preference batch: the sum of its completion tokens'
+    log-probabilities. Returns (chosen, rejected), each of shape (pairs,). No gradients."""
+    import torch
+
+    device = next(model.parameters()).device
+    input_ids = batch["input_ids"].to(device)
+    with torch.no_grad():
+        logits = model(input_ids=input_ids, attention_mask=batch["attention_mask"].to(device)).logits
+    logp = logits[:, :-1].float().log_softmax(-1)                          # position t predicts token t+1
+    token_logp = logp.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (2 * pairs, seq - 1)
+    mask = batch["completion_mask"][:, 1:].to(device).bool()
+    return (token_logp * mask).sum(-1).cpu().chunk(2)
+
+
+def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float):
+    """The DPO loss, -log sigmoid(beta * [(log pi - log pi_ref)(chosen) - (log pi - log pi_ref)(rejected)]),
+    averaged over pairs. Returns (loss, chosen_rewards, rejected_rewards), the rewards being beta * log-ratios."""
+    import torch.nn.functional as F
+
+    chosen_rewards = beta * (policy_chosen - ref_chosen)
+    rejected_rewards = beta * (policy_rejected - ref_rejected)
+    return -F.logsigmoid(chosen_rewards - rejected_rewards).mean(), chosen_rewards, rejected_rewards
+
+
+@dataclass
+class PreferenceScores:
+    """Per pair: log-probabilities of both answers under the policy and the reference, answer lengths in
+    tokens, and the policy's mean per-token KL to the reference over the answers' tokens."""
+
+    policy_chosen: list[float]
+    policy_rejected: list[float]
+    ref_chosen: list[float]
+    ref_rejected: list[float]
+    chosen_tokens: list[int]
+    rejected_tokens: list[int]
+    kl_per_token: float
+
+    def __len__(self) -> int:
+        return len(self.policy_chosen)
+
+    def margins(self, beta: float) -> list[float]:
+        """Implicit reward margin of each pair: beta * [(log pi - log pi_ref)(chosen) - (...)(rejected)]."""
+        return [beta * ((pc - rc) - (pr - rr)) for pc, pr, rc, rr in
+                zip(self.policy_chosen, self.policy_rejected, self.ref_chosen, self.ref_rejected)]
+
+    def rewards(self, beta: float) -> tuple[list[float], list[float]]:
+        chosen = [beta * (p - r) for p, r in zip(self.policy_chosen, self.ref_chosen)]
+        rejected = [beta * (p - r) for p, r in zip(self.policy_rejected, self.ref_rejected)]
+        return chosen, rejected
+
+    def accuracy(self) -> tuple[float, int, int, int]:
+        """(accuracy, wins, ties, n): the share of pairs whose implicit reward ranks chosen above rejected, a
+        tie (margin exactly 0, as for every pair while policy == reference) counting as half a win: chance."""
+        margins = self.margins(1.0)
+        wins = sum(m > 0 for m in margins)
+        ties = sum(m == 0 for m in margins)
+        return (wins + 0.5 * ties) / len(margins), wins, ties, len(margins)
+
+    def likelihood_accuracy(self, per_token: bool = False) -> float:
+        """Share of pairs the *reference* model itself ranks chosen first by likelihood (log pi_ref), summed
+        or per token: the ranking DPO does not use, because it mostly measures length and familiarity."""
+        def score(total, n):
+            return total / max(n, 1) if per_token else total
+        return sum(score(c, nc) > score(r, nr) for c, r, nc, nr in zip(
+            self.ref_chosen, self.ref_rejected, self.chosen_tokens, self.rejected_tokens)) / len(self)
+
+
+def preference_scores(model, tokenizer, rows, batch_size: int = 4, max_length: int | None = None) -> PreferenceScores:
+    """Score conversational pairs with a PEFT policy and its reference (the same weights, adapter disabled).
+
+    KL(pi || pi_ref) is averaged over the answer tokens of both answers, with the text fixed (teacher forcing).
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    parts = {k: [] for k in ("pc", "pr", "rc", "rr", "nc", "nr")}
+    kl_sum, kl_tokens = 0.0, 0
+    for batch in preference_batches(tokenizer, rows, batch_size, max_length):
+        ids, attn = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        mask = batch["completion_mask"][:, 1:].to(device).bool()
+        with torch.no_grad():
+            policy = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float().log_softmax(-1)
+            with model.disable_adapter():
+                ref = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float().log_softmax(-1)
+        targets = ids[:, 1:].unsqueeze(-1)
+        pol_seq = (policy.gather(-1, targets).squeeze(-1) * mask).sum(-1).cpu()
+        ref_seq = (ref.gather(-1, targets).squeeze(-1) * mask).sum(-1).cpu()
+        kl = (policy.exp() * (policy - ref)).sum(-1)                      # (2 * pairs, seq - 1)
+        kl_sum += float((kl * mask).sum())
+        kl_tokens += int(mask.sum())
+        n_tokens = mask.sum(-1).cpu()
+        for key, values in zip(("pc", "pr"), pol_seq.chunk(2)):
+            parts[key] += values.tolist()
+        for key, values in zip(("rc", "rr"), ref_seq.chunk(2)):
+            parts[key] += values.tolist()
+        for key, values in zip(("nc", "nr"), n_tokens.chunk(2)):
+            parts[key] += [int(v) for v in values]
+    model.train(was_training)
+    return PreferenceScores(parts["pc"], parts["pr"], parts["rc"], parts["rr"], parts["nc"], parts["nr"],
+                            kl_sum / max(kl_tokens, 1))
