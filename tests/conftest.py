@@ -58,9 +58,10 @@ def hub_mirror(tmp_path_factory):
     The 360M id is served by the embedded 135M checkpoint (a link to its cached folder): the Hub
     path's code is what is tested, not the larger model's weights. Skips when hub_samples is absent.
     """
-    from gptforall_utils import models
+    from hub_mirror_arc import FOLDER as ARC_FOLDER
+    from hub_mirror_arc import build_arc_mirror
 
-    from hub_mirror_arc import FOLDER as ARC_FOLDER, build_arc_mirror
+    from gptforall_utils import models
 
     hub_samples()
     arc = build_arc_mirror(tmp_path_factory.mktemp("hub_arc"))  # ARC-Easy, from the asset's real Hub rows
