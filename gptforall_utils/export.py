@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import tempfile
 import time
 from collections import Counter
@@ -367,23 +368,91 @@ def write_gguf(model, tokenizer, path: str | Path, qtype: str = "F16", *, name: 
 
 
 # ---------------------------------------------------------------- GGUF: read back and verify
+_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+
+
+def _read_gguf_header(path: str | Path) -> tuple[dict, list[tuple[str, int, int]]]:
+    """(metadata, tensors) from a GGUF file's header, without reading the tensor data: metadata maps each key to
+    its value (arrays as `("array", length)`), tensors lists (name, GGML type id, number of elements).
+
+    The layout is GGUF v2/v3 (little-endian): magic, version, tensor count, key/value count, the key/value
+    pairs, then one (name, dims, type, offset) record per tensor. gguf-py's GGUFReader builds an object for
+    every element of the vocabulary arrays, which takes seconds; this skips them.
+    """
+    import mmap
+    import struct
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        if buf[:4] != b"GGUF":
+            raise ValueError(f"{path} is not a GGUF file (its first bytes are {bytes(buf[:4])!r}).")
+        version, n_tensors, n_kv = struct.unpack_from("<IQQ", buf, 4)
+        if version < 2:
+            raise ValueError(f"{path}: GGUF version {version} is not supported (2 and 3 are).")
+        pos = 24
+
+        def string() -> str:
+            nonlocal pos
+            (n,) = struct.unpack_from("<Q", buf, pos)
+            pos += 8 + n
+            return bytes(buf[pos - n:pos]).decode("utf-8", errors="replace")
+
+        def value(vtype: int):
+            nonlocal pos
+            if vtype in _GGUF_SCALARS:
+                fmt = _GGUF_SCALARS[vtype]
+                (v,) = struct.unpack_from(fmt, buf, pos)
+                pos += struct.calcsize(fmt)
+                return v
+            if vtype == _GGUF_STRING:
+                return string()
+            if vtype == _GGUF_ARRAY:
+                etype, count = struct.unpack_from("<IQ", buf, pos)
+                pos += 12
+                if etype in _GGUF_SCALARS:
+                    pos += count * struct.calcsize(_GGUF_SCALARS[etype])
+                else:
+                    for _ in range(count):
+                        value(etype)
+                return ("array", count)
+            raise ValueError(f"{path}: unknown GGUF value type {vtype} at byte {pos}.")
+
+        meta = {}
+        for _ in range(n_kv):
+            key = string()
+            (vtype,) = struct.unpack_from("<I", buf, pos)
+            pos += 4
+            meta[key] = value(vtype)
+        tensors = []
+        for _ in range(n_tensors):
+            name = string()
+            (n_dims,) = struct.unpack_from("<I", buf, pos)
+            dims = struct.unpack_from(f"<{n_dims}Q", buf, pos + 4)
+            ttype, _offset = struct.unpack_from("<IQ", buf, pos + 4 + 8 * n_dims)
+            pos += 4 + 8 * n_dims + 12
+            n = 1
+            for d in dims:
+                n *= d
+            tensors.append((name, ttype, n))
+    return meta, tensors
+
+
 def gguf_summary(path: str | Path) -> dict:
     """What a GGUF file holds: size, tensor types (count of tensors per type), bytes per type, and its
-    metadata keys (arrays shown by length)."""
+    metadata keys (arrays shown by length). Reads the header only (see `_read_gguf_header`)."""
     import gguf
 
-    reader = gguf.GGUFReader(str(path))
-    counts = Counter(t.tensor_type.name for t in reader.tensors)
-    sizes = Counter()
-    for t in reader.tensors:
-        sizes[t.tensor_type.name] += int(t.n_bytes)
+    meta_raw, tensors = _read_gguf_header(path)
+    counts, sizes = Counter(), Counter()
+    for _name, ttype, n in tensors:
+        qtype = gguf.GGMLQuantizationType(ttype)
+        block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+        counts[qtype.name] += 1
+        sizes[qtype.name] += n // block * type_size
     meta = {}
-    for key, field in reader.fields.items():
-        if key.startswith("GGUF."):
-            continue
-        value = field.contents()
-        if isinstance(value, list):
-            value = f"[{len(value)} items]"
+    for key, value in meta_raw.items():
+        if isinstance(value, tuple):
+            value = f"[{value[1]} items]"
         elif isinstance(value, str) and len(value) > 60:
             value = value[:57] + "..."
         meta[key] = value
@@ -398,13 +467,41 @@ def _gguf_path(path: str | Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _gguf_parsed_once():
+    """While loading one file, parse it once and build gguf-py's tensor-name map once.
+
+    transformers' `gguf_file=` path opens a GGUFReader for the config, again for the weights and again for the
+    tokenizer (each parse walks the ~100k vocabulary and merge strings), and rebuilds the same tensor-name map
+    for every submodule of the model (hundreds of times). Both are pure functions of their arguments, so they
+    are memoised for the duration of the load; nothing else changes, and gguf's own functions are restored after.
+    """
+    import gguf
+
+    real_reader, real_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    readers: dict = {}
+
+    def reader(path, mode="r"):
+        key = (str(Path(path).resolve()), mode)
+        if key not in readers:
+            readers[key] = real_reader(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = reader, functools.lru_cache(maxsize=None)(real_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = real_reader, real_map
+
+
 def load_gguf_model(path: str | Path, dtype=None):
     """The model in a GGUF file, through transformers' `gguf_file=`: the config is rebuilt from the metadata
     and quantized blocks are de-quantized to `dtype` (fp32 by default: transformers computes in floats)."""
     from transformers import AutoModelForCausalLM
 
     path = _gguf_path(path)
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype or torch.float32)
+    with _gguf_parsed_once():
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype or torch.float32)
     model.eval()
     return model
 
@@ -414,15 +511,17 @@ def load_gguf_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
     path = _gguf_path(path)
-    tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    with _gguf_parsed_once():
+        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
 
 
 def load_gguf(path: str | Path, dtype=None):
-    """(model, tokenizer) from a GGUF file, both through transformers' `gguf_file=`."""
-    return load_gguf_model(path, dtype), load_gguf_tokenizer(path)
+    """(model, tokenizer) from a GGUF file, both through transformers' `gguf_file=` (the file parsed once)."""
+    with _gguf_parsed_once():
+        return load_gguf_model(path, dtype), load_gguf_tokenizer(path)
 
 
 def fp16_rounded(model):

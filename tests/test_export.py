@@ -3,6 +3,8 @@ that come back through transformers' `gguf_file=` (bit-exact for F16, perplexity
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import torch
 
@@ -223,3 +225,36 @@ def test_generation_speed_times_exactly_the_tokens_asked_for(tokenizer):
     assert out["ttft_s"] > 0 and out["tokens_per_s"] > 0
     assert export.weights_mb(model) == pytest.approx(sum(p.numel() for p in model.parameters()) * 4 / 2**20,
                                                      rel=0.01)
+
+
+@pytest.mark.parametrize("qtype", ["F16", "Q4_1"])
+def test_the_header_summary_agrees_with_gguf_py(tokenizer, tmp_path, qtype):
+    import gguf
+
+    path = export.write_gguf(tiny_llama(tokenizer), tokenizer, tmp_path / f"tiny-{qtype}.gguf", qtype)
+    reader = gguf.GGUFReader(str(path))
+    summary = export.gguf_summary(path)
+    assert summary["tensor_types"] == dict(Counter(t.tensor_type.name for t in reader.tensors))
+    n_bytes = Counter()
+    for t in reader.tensors:
+        n_bytes[t.tensor_type.name] += int(t.n_bytes)
+    assert summary["tensor_mb"] == {k: v / 2**20 for k, v in n_bytes.items()}
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF."):
+            continue
+        want = field.contents()
+        got = summary["metadata"][key]
+        if isinstance(want, list):
+            assert got == f"[{len(want)} items]", key
+        elif isinstance(want, str):
+            assert got == (want if len(want) <= 60 else want[:57] + "..."), key
+        else:
+            assert got == pytest.approx(want), key
+    assert set(summary["metadata"]) == {k for k in reader.fields if not k.startswith("GGUF.")}
+
+
+def test_a_file_that_is_not_gguf_is_refused(tmp_path):
+    path = tmp_path / "not.gguf"
+    path.write_bytes(b"PK\x03\x04" + bytes(64))
+    with pytest.raises(ValueError, match="not a GGUF file"):
+        export.gguf_summary(path)
