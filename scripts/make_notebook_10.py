@@ -160,17 +160,18 @@ reference answers of the `instructions` task (written for this course, with thei
 `chosen`, and **the model's own sampled answer to the same prompt is `rejected`** (self-generated negatives).
 """),
     ("code", r"""
-N_TRAIN = run.pick(smoke=4, cpu=48, gpu=2000)     # preference pairs to train on
+N_TRAIN = run.pick(smoke=4, cpu=24, gpu=2000)     # preference pairs to train on
 N_TEST = run.pick(smoke=4, cpu=35, gpu=200)       # held-out pairs (the offline test split has 35)
 REJECTED_TOKENS = run.pick(smoke=12, cpu=64, gpu=256)   # budget of each self-generated answer
-ANSWER_TOKENS = run.pick(smoke=12, cpu=96, gpu=256)     # budget of the greedy answers compared at the end
+ANSWER_TOKENS = run.pick(smoke=12, cpu=64, gpu=256)     # budget of the greedy answers compared at the end
+ANSWER_ROWS = run.pick(smoke=4, cpu=16, gpu=200)        # held-out prompts answered before and after
 MAX_LENGTH = run.pick(smoke=192, cpu=320, gpu=1024)     # prompt + answer tokens seen in training and scoring
 BATCH = run.pick(smoke=2, cpu=4, gpu=8)                  # pairs per step: 2 x BATCH sequences
 SCORE_BATCH = run.pick(smoke=4, cpu=4, gpu=2)            # pairs per forward pass when scoring held-out pairs
 EPOCHS = run.pick(smoke=1, cpu=1, gpu=1)
 MAX_STEPS = run.pick(smoke=1, cpu=-1, gpu=-1)            # -1: EPOCHS over the training pairs
 BETA = 0.1
-BETAS = run.pick(smoke=[0.1, 0.5], cpu=[0.02, 0.1, 0.5], gpu=[0.02, 0.1, 0.5, 1.0])
+BETAS = run.pick(smoke=[0.1, 0.5], cpu=[0.1, 0.5], gpu=[0.02, 0.1, 0.5, 1.0])
 
 dd = data.load("preferences", source=run.data, seed=run.seed)
 print(data.describe(dd))
@@ -370,7 +371,7 @@ def answers(model, rows):
     return texts, stopped, lengths
 
 
-eval_rows = [pairs["test"][i] for i in range(len(pairs["test"]))]
+eval_rows = [pairs["test"][i] for i in range(min(ANSWER_ROWS, len(pairs["test"])))]
 trainer.model.eval()
 answers_before, stopped_before, words_before = answers(trainer.model, eval_rows)
 """),
