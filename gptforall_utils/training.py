@@ -374,6 +374,23 @@ def precision_summary(model, args) -> str:
             + (f", frozen weights {'/'.join(frozen)}" if frozen else ""))
 
 
+def fp32_trainable(model) -> int:
+    """Cast every trainable fp16/bf16 parameter to fp32, in place; returns how many were cast.
+
+    TRL's SFTTrainer stores a quantized (QLoRA) model's adapters in bf16, following the QLoRA paper. The course
+    keeps what trains in fp32 and lets autocast compute in half precision (`check_trainable_dtypes`), so call this
+    after building such a trainer and before training: the optimizer is created at `train()`, from these weights.
+    """
+    import torch
+
+    cast = 0
+    for p in model.parameters():
+        if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16):
+            p.data = p.data.float()
+            cast += 1
+    return cast
+
+
 def check_trainable_dtypes(model, args) -> None:
     """Refuse half-precision trainable weights: mixed precision keeps an fp32 master copy of what trains.
 

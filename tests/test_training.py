@@ -385,3 +385,12 @@ def test_memory_plan_follows_the_card_not_the_profile(tmp_path, tiny_model):
     assert tiny.batch_size * tiny.grad_accum == 64 and tiny.batch_size < 64
     assert tiny.need_bytes <= 0.9 * 0.7 * 2**30
     assert training.memory_plan(model, ds, args).usable_bytes is None           # a CPU: nothing to plan
+
+
+def test_fp32_trainable_casts_only_half_precision_weights_that_train():
+    m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)).to(torch.bfloat16)
+    m[0].weight.requires_grad_(False)
+    assert training.fp32_trainable(m) == 3  # m[0].bias, m[1].weight, m[1].bias
+    assert m[0].weight.dtype == torch.bfloat16  # frozen: left as it is
+    assert {p.dtype for p in m.parameters() if p.requires_grad} == {torch.float32}
+    assert training.fp32_trainable(m) == 0
