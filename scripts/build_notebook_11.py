@@ -22,7 +22,7 @@ from gptforall_utils import notebooks  # noqa: E402
 
 STEM = "11_pruning_export_on_device"
 TITLE = "11 · Make it small and take it with you: pruning, GGUF export, on-device inference"
-TIMES = {"smoke": "3.1 min", "cpu": "15.7 min", "gpu": "not measured"}
+TIMES = {"smoke": "3.0 min", "cpu": "15.7 min", "gpu": "not measured"}
 LEARN = [
     "magnitude pruning and Wanda in a few lines each, unstructured and 2:4, and what 50% sparsity costs a small model",
     "why zeros alone save neither time nor memory",
