@@ -355,8 +355,11 @@ def _remove_if_empty(folder) -> None:
     from pathlib import Path
 
     path = Path(folder)
-    if path.is_dir() and not any(path.iterdir()):
-        path.rmdir()
+    try:
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    except OSError:  # under DDP every rank tries: another rank removed it first, or one is writing into it
+        pass
 
 
 # ---------------------------------------------------------------- precision and divergence checks

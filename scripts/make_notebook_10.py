@@ -293,8 +293,9 @@ TRL's arguments have moved over the versions, and many tutorials are out of date
 `max_prompt_length` any more (one `max_length` truncates prompt plus answer, from the end), every setting goes in
 `DPOConfig` rather than the trainer, the tokenizer is passed as `processing_class`, and with a `peft_config`
 the trainer wraps the model in a LoRA adapter and uses the adapter-off model as the reference.
-`training.dpo_config` applies the course's hardware rules (precision from the hardware, gradient checkpointing
-only on a GPU) on top of TRL's defaults, which assume a bf16 GPU.
+`training.dpo_config` applies the course's hardware rules (precision from the hardware; gradient checkpointing
+off, because a small model's step fits the card: pass `gradient_checkpointing=True` for a larger one) on top of
+TRL's defaults, which assume a bf16 GPU and turn checkpointing on.
 """),
     ("code", r"""
 from datasets import Dataset

@@ -71,7 +71,13 @@ def test_dpo_config_follows_the_same_hardware_rules_as_sft_config(tmp_path, monk
     sft = training.sft_config(run, "out", learning_rate=1e-4, max_length=256)
     assert {k: v for k, v in dpo.items() if k != "beta"} == sft
     assert dpo["fp16"] == (capability < (8, 0)) and dpo["bf16"] == (capability >= (8, 0))
-    assert dpo["activation_checkpointing"] is True and dpo["use_cpu"] is False
+    # Checkpointing is off unless asked for (or, for SFT, unless fit_arguments finds the step would not fit).
+    assert dpo["activation_checkpointing"] is False and dpo["use_cpu"] is False
+    seen.clear()
+    on = training.dpo_config(run, "out", beta=0.1, max_length=256, gradient_checkpointing=True)
+    assert on["activation_checkpointing"] is True
+    assert {k: v for k, v in on.items() if k != "beta"} == training.sft_config(
+        run, "out", learning_rate=5e-4, max_length=256, gradient_checkpointing=True)
 
 
 @pytest.mark.parametrize("beta", [0, -0.1, True, "0.1"])
