@@ -54,11 +54,11 @@ from peft import get_peft_model
 from gptforall_utils import assets, data, env, export, memory, metrics, models, prompts, training
 
 run = env.start("11_pruning_export_on_device", PROFILE, MODEL, DATA, OUTPUT_DIR, SEED)
-N_TRAIN = run.pick(smoke=16, cpu=480, gpu=2000)         # sentiment snippets the LoRA adapter trains on
-N_EVAL = run.pick(smoke=16, cpu=200, gpu=1000)          # held-out snippets every form of the model is scored on
-PPL_TOKENS = run.pick(smoke=256, cpu=4096, gpu=20000)   # held-out general text for perplexity
+N_TRAIN = run.pick(smoke=16, cpu=320, gpu=2000)         # sentiment snippets the LoRA adapter trains on
+N_EVAL = run.pick(smoke=16, cpu=100, gpu=1000)          # held-out snippets every form of the model is scored on
+PPL_TOKENS = run.pick(smoke=256, cpu=2048, gpu=20000)   # held-out general text for perplexity
 CALIBRATION = run.pick(smoke=(2, 64), cpu=(8, 256), gpu=(32, 512))  # Wanda: (sequences, tokens each)
-SPARSITIES = run.pick(smoke=[0.5], cpu=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], gpu=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+SPARSITIES = run.pick(smoke=[0.5], cpu=[0.2, 0.4, 0.5, 0.6, 0.7], gpu=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
 FOUR_BIT = "Q4_1"                                       # the 4-bit file: the embedded model's own type (section 4)
 GGUF_TYPES = ("F16", "Q8_0", "Q4_1", "Q4_0")            # the files this notebook writes and checks
 NEW_TOKENS = run.pick(smoke=8, cpu=48, gpu=64)          # generated tokens per speed measurement
@@ -571,9 +571,9 @@ from peft import get_peft_model
 from gptforall_utils import data, env, export, metrics, models, prompts, training
 
 run = env.start("11_pruning_export_on_device_solutions", PROFILE, MODEL, DATA, OUTPUT_DIR, SEED)
-N_TRAIN = run.pick(smoke=16, cpu=480, gpu=2000)
-N_EVAL = run.pick(smoke=16, cpu=200, gpu=1000)
-PPL_TOKENS = run.pick(smoke=256, cpu=4096, gpu=20000)
+N_TRAIN = run.pick(smoke=16, cpu=320, gpu=2000)
+N_EVAL = run.pick(smoke=16, cpu=100, gpu=1000)
+PPL_TOKENS = run.pick(smoke=256, cpu=2048, gpu=20000)
 CALIBRATION = run.pick(smoke=(2, 64), cpu=(8, 256), gpu=(32, 512))
 
 # The notebook's fine-tuned model, rebuilt: notebook 04's sentiment LoRA, merged.

@@ -164,7 +164,7 @@ N_TRAIN = run.pick(smoke=4, cpu=24, gpu=2000)     # preference pairs to train on
 N_TEST = run.pick(smoke=4, cpu=35, gpu=200)       # held-out pairs (the offline test split has 35)
 REJECTED_TOKENS = run.pick(smoke=12, cpu=64, gpu=256)   # budget of each self-generated answer
 ANSWER_TOKENS = run.pick(smoke=12, cpu=64, gpu=256)     # budget of the greedy answers compared at the end
-ANSWER_ROWS = run.pick(smoke=4, cpu=16, gpu=200)        # held-out prompts answered before and after
+ANSWER_ROWS = run.pick(smoke=4, cpu=8, gpu=200)         # held-out prompts answered before and after
 MAX_LENGTH = run.pick(smoke=192, cpu=320, gpu=1024)     # prompt + answer tokens seen in training and scoring
 BATCH = run.pick(smoke=2, cpu=4, gpu=8)                  # pairs per step: 2 x BATCH sequences
 SCORE_BATCH = run.pick(smoke=4, cpu=4, gpu=2)            # pairs per forward pass when scoring held-out pairs
@@ -255,7 +255,7 @@ DPO needs $\pi_{ref}$ at every step. With full fine-tuning that is a second, fro
 LoRA adapter it is free: the reference *is* the base weights, so we compute its log-probabilities by switching
 the adapter off for one forward pass. TRL does this by itself when the model it trains is a PEFT model and no
 `ref_model` is given. Here is what each choice needs (the `memory` module's estimate, LoRA r=16 on every linear
-layer, a batch of 4 pairs = 8 sequences of 512 tokens, bf16 with gradient checkpointing as on a GPU; the
+layer, a batch of 4 pairs = 8 sequences of 512 tokens, bf16 with gradient checkpointing, as a 7B model would need; the
 reference's forward pass runs without gradients, so its activations are freed layer by layer and left out). The
 estimate counts full-vocabulary logits for every token; TRL 1.16 computes the log-probabilities in chunks without
 them, so real totals are lower. The difference between the two columns is the point:
