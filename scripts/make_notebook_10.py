@@ -20,7 +20,7 @@ from gptforall_utils import notebooks  # noqa: E402
 
 STEM = "10_preference_alignment_dpo"
 HARDWARE = "(measured on 2 CPU cores with the embedded 135M model)"
-TIMES = {"smoke": "61 s", "cpu": "10.6 min", "gpu": "~10 min (T4, est.)"}
+TIMES = {"smoke": "61 s", "cpu": "7.0 min", "gpu": "~10 min (T4, est.)"}
 SOLUTION_TIMES = {"smoke": "71 s", "cpu": "not measured", "gpu": "~15 min (T4, est.)"}
 
 LEARN = [
