@@ -52,9 +52,9 @@ def install_finding(log: Path | None) -> dict:
     m = re.search(r"rc=(\d+)", text)
     if m:
         out["install_rc"] = int(m.group(1))
-    m = re.search(r"llama_cpp_python\S*\s+\S*|llama-cpp-python\s+(\S+)", text)
+    m = re.search(r"Successfully installed .*?\b(llama[-_]cpp[-_]python-\S+)", text)
     if m:
-        out["installed"] = m.group(0).strip()
+        out["installed"] = m.group(1)
     return out
 
 
@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(info, indent=2) + "\n")
     lines = [f"# On-device inference ({info['device']}, {info['machine']}, {info['when_utc']} UTC)", "",
              f"Embedded SmolLM2-135M-Instruct; {args.new_tokens} greedy tokens after a chat prompt, best of "
-             f"{args.repeats}; perplexity on {args.ppl_tokens} tokens of the offline `lm_text` test split.", "",
+             f"{args.repeats}; perplexity on {args.ppl_tokens} tokens of the offline `lm_text` test split, computed "
+             "in transformers (a llama.cpp row shows the perplexity of the same file, not one llama.cpp computed).", "",
              "| form | runtime | file MiB | weights in memory MiB | TTFT s | tokens/s | perplexity |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:

@@ -22,7 +22,7 @@ from gptforall_utils import notebooks  # noqa: E402
 
 STEM = "11_pruning_export_on_device"
 TITLE = "11 · Make it small and take it with you: pruning, GGUF export, on-device inference"
-TIMES = {"smoke": "3.0 min", "cpu": "15.7 min", "gpu": "not measured"}
+TIMES = {"smoke": "3.0 min", "cpu": "9.0 min", "gpu": "not measured"}
 LEARN = [
     "magnitude pruning and Wanda in a few lines each, unstructured and 2:4, and what 50% sparsity costs a small model",
     "why zeros alone save neither time nor memory",
@@ -400,19 +400,46 @@ def grid_error(weight, qtype) -> float:
 base = models.load_model(MODEL_ID, profile=run.profile, verbose=False)
 block = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
          "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
-grid = {}
+
+
+def update_kept(merged_w, base_w, qtype) -> float:
+    """How much of the adapter's update d = merged - base survives a round trip through qtype: the projection of
+    (quantized merged - base) on d, over |d|^2. 1: the file keeps the fine-tune; 0: it holds the base model again."""
+    t = gguf.GGMLQuantizationType[qtype]
+    m, b = merged_w.detach().float().numpy(), base_w.detach().float().numpy()
+    d = m - b
+    back = gguf.quants.dequantize(gguf.quants.quantize(m, t), t)
+    return float(((back - b) * d).sum() / (d * d).sum())
+
+
+grid, kept = {}, {}
+base_layers, merged_layers = dict(base.named_modules()), dict(merged.named_modules())
 for qtype in ("Q8_0", "Q4_1", "Q4_0"):
-    for label, m in (("base", base), ("merged", merged)):
-        layers = dict(m.named_modules())
+    for label, layers in (("base", base_layers), ("merged", merged_layers)):
         grid[qtype, label] = float(np.mean([grid_error(layers[f"model.layers.0.{p}"].weight, qtype) for p in block]))
+    kept[qtype] = float(np.mean([update_kept(merged_layers[f"model.layers.0.{p}"].weight,
+                                             base_layers[f"model.layers.0.{p}"].weight, qtype) for p in block]))
     print(f"{qtype}: relative error on the base weights {grid[qtype, 'base']:.4f}, on the merged weights "
-          f"{grid[qtype, 'merged']:.4f}")
-del base
+          f"{grid[qtype, 'merged']:.4f}; keeps {kept[qtype]:.0%} of the adapter's update | accuracy "
+          f"{quality[qtype]['accuracy']:.3f} (merged {acc_merged:.3f}, zero-shot {acc_zero:.3f})")
+del base, base_layers
 on_grid = grid["Q4_1", "base"] < 0.1 * grid["Q4_0", "base"]
 print("the base weights already sit on a Q4_1 grid (re-quantizing them to Q4_1 is nearly free):", on_grid)'''),
     ("md", '''
 When the last line prints `True` (the embedded model), read the Q4_1 row as "what 4 bits cost a model that already was
-4-bit", and the Q4_0 row as the better guide to what 4 bits cost a model trained in 16 bits. With real 16-bit weights
+4-bit", and the Q4_0 row as the better guide to what 4 bits cost a model trained in 16 bits.
+
+The "keeps ... of the adapter's update" column shows the catch, and it explains a puzzle in the table above: how can a
+4-bit file have the merged model's perplexity and still lose task accuracy? The LoRA update is small, smaller than
+the distance between two neighbouring Q4_1 levels. Rounding the merged weights to the grid the base weights came from
+puts most of them back on their **base** values: the Q4_1 file is, to a good approximation, the base model again. Its
+perplexity on general text matches (the base model's is close to the merged one's), while its accuracy on the task
+slides back toward the zero-shot figure, because the fine-tune is what was rounded away. Q4_0's grid does not contain
+the base weights, so its rounding error is larger (the perplexity rises) but unbiased: most of the update survives,
+and so does more of the task accuracy. Q8_0's levels are fine enough to keep the whole update. The lesson carries over
+to real 16-bit models: a fine-tune whose update is small next to the quantization step can be erased by it, so check
+**task** accuracy after quantizing, never only perplexity. (On a held-out sample this small, accuracy differences of a
+few points are noise; the wide gaps are not.) With real 16-bit weights
 from the Hub (`MODEL = "HuggingFaceTB/SmolLM2-360M-Instruct"`), Q4_1 gets no free ride and its perplexity change is
 larger than here. Small models also tend to lose more to 4 bits than large ones.
 
@@ -462,6 +489,11 @@ else:
 **About llama.cpp on this machine.** PyPI has no prebuilt `llama-cpp-python` wheel for Linux: `pip install
 llama-cpp-python` compiles llama.cpp from source, which needs a C++ compiler and CMake and takes minutes on two cores
 (measured and recorded in `benchmarks/results/on_device_cpu.md`, with the speeds of these files in llama.cpp). The
+build targets the CPU it runs on, and a virtual machine can advertise instructions it does not allow: on the course
+machine, which reports Intel AMX, the default build crashed with "Illegal instruction" at the first matrix product on
+a quantized file. A portable build fixed it (details in `benchmarks/on_device.md`):
+`CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+pip install llama-cpp-python`. The
 course does not install it for you; when it is importable, the cell above measures the files in it. The reason it
 matters: decoding one token reads every weight once, so on a CPU the speed follows the bytes read per token. fp32 reads
 4 bytes per weight, Q8_0 about 1, Q4_0 and Q4_1 a little over half a byte, and llama.cpp's kernels compute on the packed
@@ -490,7 +522,8 @@ for qtype, s in llama_cpp.items():
     print(f"{'GGUF ' + qtype + ' (llama.cpp)':<28}{export.file_mb(files[qtype]):9.0f}{s['peak_mb']:11.0f}"
           f"{s['tokens_per_s']:9.1f}{s['ttft_s']:7.2f}{quality[qtype]['perplexity']:11.3f}{quality[qtype]['accuracy']:9.3f}")
 print(f"(zero-shot accuracy before fine-tuning: {acc_zero:.3f}; '-': not a file, memory is the weights as held; "
-      f"llama.cpp memory is the process's growth while loading and generating)")'''),
+      f"llama.cpp memory is the process's growth while loading and generating; a llama.cpp row repeats its file's "
+      f"perplexity and accuracy, measured in transformers)")'''),
     ("md", '''
 How to read it: compare each row's perplexity and accuracy with the first row's. F16 and Q8_0 are the safe exports;
 the two 4-bit rows differ for the reason section 4 measured; pruning half of the weights is compared on the same
@@ -534,6 +567,7 @@ run.record(
     f16_logit_diff_vs_fp16_rounded=f16_vs_rounded, f16_logit_diff_vs_fp32=f16_vs_fp32,
     f16_same_greedy=int(same_greedy), f16_same_tokenizer=int(same_tok),
     base_on_q4_1_grid=int(on_grid), q4_1_error_base=grid["Q4_1", "base"], q4_0_error_base=grid["Q4_0", "base"],
+    q8_0_update_kept=kept["Q8_0"], q4_1_update_kept=kept["Q4_1"], q4_0_update_kept=kept["Q4_0"],
     **{f"tokens_per_s_{k.replace(' ', '_').replace('%', '')}": v["tokens_per_s"] for k, v in speeds.items()},
     **{f"ttft_s_{k.replace(' ', '_').replace('%', '')}": v["ttft_s"] for k, v in speeds.items()},
     **{f"weights_mb_{k.replace(' ', '_').replace('%', '')}": v for k, v in sizes.items()},

@@ -217,6 +217,27 @@ def test_pruning_refuses_bad_requests(tokenizer):
         export.activation_norms(model, tokenizer, ["too short"], n_batches=4, seq_len=64)
 
 
+def test_llama_cpp_reads_the_file_like_transformers(tiny_f16, tokenizer):
+    """llama.cpp itself (not only transformers' reader) loads the F16 file: same tokens, same logits up to its
+    half-precision arithmetic. Skipped where llama-cpp-python is not installed (CI; see benchmarks/on_device.md)."""
+    import numpy as np
+
+    llama_cpp = pytest.importorskip("llama_cpp")
+    model, path, _, _ = tiny_f16
+    ids = tokenizer(SAMPLE)["input_ids"][:48]
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=128, logits_all=True, n_threads=2, verbose=False)
+    try:
+        assert llm.tokenize(tokenizer.decode(ids).encode(), add_bos=False, special=True) == ids
+        llm.eval(ids)
+        theirs = np.array(llm.scores[:len(ids)])
+    finally:
+        llm.close()
+    with torch.no_grad():
+        ours = model(torch.tensor([ids])).logits[0].numpy()
+    assert np.abs(theirs - ours).max() < 0.01 * np.abs(ours).max()
+    assert (theirs.argmax(-1) == ours.argmax(-1)).all()
+
+
 # ---------------------------------------------------------------- speed
 def test_generation_speed_times_exactly_the_tokens_asked_for(tokenizer):
     model = tiny_llama(tokenizer)

@@ -53,3 +53,7 @@ def test_11_cpu_profile_bars(notebook_run):
     assert m["perplexity_wanda_50"] < m["perplexity_magnitude_50"], m
     assert m["accuracy_lora"] > m["accuracy_zero_shot"], m  # the adapter has a real task effect to export
     assert m["f16_logit_diff_vs_fp16_rounded"] == 0.0 and m["f16_same_greedy"] == 1
+    # Q8_0 keeps the fine-tune; on the embedded base (already on a Q4_1 grid) Q4_1 rounds most of it away.
+    assert m["q8_0_update_kept"] > 0.9, m
+    if m["base_on_q4_1_grid"]:
+        assert m["q4_1_update_kept"] < 0.5 < m["q4_0_update_kept"], m
