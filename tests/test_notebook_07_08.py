@@ -28,6 +28,8 @@ def test_07_records_the_required_figures(notebook_run):
     assert 0.0 < m["ci95_lora"] < 0.5
     lo, hi = metrics.wilson_interval(round(m["accuracy_lora"] * m["n_eval"]), m["n_eval"])
     assert m["ci95_lora"] == pytest.approx((hi - lo) / 2)
+    # The paired comparisons are McNemar p-values on the same abstracts.
+    assert 0.0 < m["mcnemar_p_lora_vs_zero_shot"] <= 1.0 and 0.0 < m["mcnemar_p_8bit_vs_lora"] <= 1.0
 
 
 @pytest.mark.notebooks
@@ -66,6 +68,7 @@ def test_07_cpu_profile_lora_beats_zero_shot_beyond_noise(notebook_run):
     m = notebook_run(MEDICAL, profile="cpu").metrics
     assert m["n_eval"] >= 50
     assert m["accuracy_lora"] - m["accuracy_zero_shot"] > 2 * m["ci95_lora"], m
+    assert m["mcnemar_p_lora_vs_zero_shot"] < 0.01, m  # the paired test the chapter now shows agrees
 
 
 @pytest.mark.notebooks
