@@ -371,13 +371,9 @@ def rouge(predictions: Sequence[str], references: Sequence[str] | Sequence[Seque
     backend: "auto" (evaluate when its metric loads, else rouge_score), "evaluate" or "rouge_score".
     The result includes "backend" saying which one ran.
     """
-    _same_length(predictions, references)
     if backend not in ("auto", "evaluate", "rouge_score"):
         raise ValueError("backend must be 'auto', 'evaluate' or 'rouge_score'")
-    refs = [[r] if isinstance(r, str) else list(r) for r in references]
-    for i, r in enumerate(refs):
-        if not r or not all(isinstance(x, str) for x in r):
-            raise ValueError(f"references[{i}] must be a string or a non-empty list of strings, got {references[i]!r}")
+    refs = _reference_lists(predictions, references)
     if backend in ("auto", "evaluate"):
         try:
             import evaluate
@@ -391,23 +387,35 @@ def rouge(predictions: Sequence[str], references: Sequence[str] | Sequence[Seque
         except Exception as e:  # offline: the metric script lives on the Hub
             if backend == "evaluate":
                 raise RuntimeError(f"evaluate's rouge metric could not load: {e}") from e
-    return _rouge_score(predictions, refs, use_stemmer)
+    per_item = rouge_per_item(predictions, refs, use_stemmer)
+    out = {k: sum(v) / len(v) for k, v in per_item.items()}
+    out["backend"] = "rouge_score"
+    return out
 
 
-def _rouge_score(predictions: Sequence[str], references: Sequence[Sequence[str]], use_stemmer: bool) -> dict:
-    # What evaluate's rouge does: RougeScorer(rouge_types, use_stemmer), score_multi(references, prediction)
-    # per prediction (the best reference per ROUGE type, by F-measure), then the mean over predictions
-    # (evaluate with use_aggregator=False, averaged).
+def _reference_lists(predictions, references) -> list[list[str]]:
+    _same_length(predictions, references)
+    refs = [[r] if isinstance(r, str) else list(r) for r in references]
+    for i, r in enumerate(refs):
+        if not r or not all(isinstance(x, str) for x in r):
+            raise ValueError(f"references[{i}] must be a string or a non-empty list of strings, got {references[i]!r}")
+    return refs
+
+
+def rouge_per_item(predictions: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]],
+                   use_stemmer: bool = True) -> dict[str, list[float]]:
+    """Per prediction, the ROUGE F-measures that `rouge` averages (the best reference per ROUGE type, with
+    rouge_score, as evaluate computes them): the unit a paired bootstrap resamples when two systems are
+    scored on the same items."""
     from rouge_score import rouge_scorer
 
+    refs = _reference_lists(predictions, references)
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
-    totals = dict.fromkeys(ROUGE_TYPES, 0.0)
-    for pred, refs in zip(predictions, references):
-        s = scorer.score_multi(list(refs), pred)
+    out: dict[str, list[float]] = {k: [] for k in ROUGE_TYPES}
+    for pred, item_refs in zip(predictions, refs):
+        s = scorer.score_multi(item_refs, pred)
         for k in ROUGE_TYPES:
-            totals[k] += s[k].fmeasure
-    out: dict[str, float | str] = {k: v / len(predictions) for k, v in totals.items()}
-    out["backend"] = "rouge_score"
+            out[k].append(s[k].fmeasure)
     return out
 
 

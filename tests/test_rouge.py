@@ -68,3 +68,15 @@ def test_bad_input_is_refused():
         metrics.rouge([], [])
     with pytest.raises(ValueError, match="backend"):
         metrics.rouge(["a"], ["a"], backend="sacrebleu")
+
+
+def test_per_item_scores_are_what_rouge_averages():
+    preds = ["the cat sat on the mat", "apples and pears", "the cat was found under the bed"]
+    refs = [["a cat sat on a mat", "the cat sat on the mat"], "trains leave at noon", "the cat was under the bed"]
+    per = metrics.rouge_per_item(preds, refs)
+    assert per["rouge1"] == pytest.approx([1.0, 0.0, 12 / 13])  # the best of several references counts
+    mean = metrics.rouge(preds, refs, backend="rouge_score")
+    for k in metrics.ROUGE_TYPES:
+        assert sum(per[k]) / len(per[k]) == pytest.approx(mean[k])
+    with pytest.raises(ValueError, match="references"):
+        metrics.rouge_per_item(["a"], [[]])
