@@ -54,6 +54,10 @@ def test_04_smoke_records_the_required_figures(notebook_run):
     for name in ("accuracy_zero_shot", "accuracy_few_shot", "accuracy_lora", "macro_f1_lora", "n_eval"):
         assert name in result.metrics, name
     assert all(0 <= result.metrics[k] <= 1 for k in ("accuracy_zero_shot", "accuracy_few_shot", "accuracy_lora"))
+    # The chapter's hand-written label-word scoring and loss masking agree with the helpers and transformers.
+    assert result.metrics["label_scoring_diff"] < 1e-3
+    assert result.metrics["masking_loss_diff"] < 1e-4
+    assert 0.0 < result.metrics["mcnemar_p_lora_vs_zero_shot"] <= 1.0
 
 
 @pytest.mark.notebooks
