@@ -36,3 +36,8 @@ def test_02_quantization_figures(notebook_run):
     # QLoRA: real steps on an NF4 base lower the loss, and only the adapters get gradients
     assert m["qlora_loss_after"] < m["qlora_loss_before"]
     assert m["qlora_grads_only_on_adapters"] == 1 and m["qlora_grad_tensors"] > 0
+    assert math.isfinite(m["qlora_heldout_loss_before"]) and math.isfinite(m["qlora_heldout_loss_after"])
+    # The chapter's BitsAndBytesConfig is the helper's, and NF4's levels fit block-scaled weights better than
+    # 16 evenly spaced ones.
+    assert m["bnb_config_matches_helper"] == 1
+    assert m["nf4_block_error"] < m["uniform_int4_block_error"], m
