@@ -18,6 +18,7 @@ def test_01_memory_estimate_within_30_percent_of_measurement(notebook_run):
     assert 0.7 <= m["memory_ratio_lora"] <= 1.3, m
     assert m["measured_mb_lora"] < m["measured_mb_full"]
     assert m["bytes_per_param_full_fp32"] == pytest.approx(16, abs=0.01)
+    assert m["bill_by_hand_fp32"] == m["bill_by_hand_bf16"] == 16  # the hand-written bill, checked in the cell
     assert m["fits_t4_qlora"] > m["fits_t4_full_mixed"]
 
 
