@@ -45,6 +45,9 @@ def check_03_metrics(m: dict, hidden_size: int, lora_params: int) -> None:
     assert m["perplexity_adapter_off"] == pytest.approx(m["perplexity_before"], rel=1e-6)
     assert m["accuracy_adapter_off"] == m["accuracy_before"]
     assert m["perplexity_before"] > 1 and m["perplexity_after_full"] > 1 and m["perplexity_after_lora"] > 1
+    # The chapter's hand-written soft prompt (virtual tokens concatenated before the input embeddings) is PEFT's.
+    assert m["soft_prompt_max_diff"] < 1e-4, m["soft_prompt_max_diff"]
+    assert 0.0 <= m["accuracy_before_nf4"] <= 1.0
 
 
 @pytest.mark.notebooks
