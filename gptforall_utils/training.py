@@ -377,6 +377,14 @@ def precision_summary(model, args) -> str:
             + (f", frozen weights {'/'.join(frozen)}" if frozen else ""))
 
 
+def _half_precision_trainable(model) -> list:
+    """The trainable fp16/bf16 parameters: what the course keeps in fp32 (fp32_trainable casts them, and
+    check_trainable_dtypes refuses them)."""
+    import torch
+
+    return [p for p in model.parameters() if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16)]
+
+
 def fp32_trainable(model) -> int:
     """Cast every trainable fp16/bf16 parameter to fp32, in place; returns how many were cast.
 
@@ -384,14 +392,10 @@ def fp32_trainable(model) -> int:
     keeps what trains in fp32 and lets autocast compute in half precision (`check_trainable_dtypes`), so call this
     after building such a trainer and before training: the optimizer is created at `train()`, from these weights.
     """
-    import torch
-
-    cast = 0
-    for p in model.parameters():
-        if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16):
-            p.data = p.data.float()
-            cast += 1
-    return cast
+    half = _half_precision_trainable(model)
+    for p in half:
+        p.data = p.data.float()
+    return len(half)
 
 
 def check_trainable_dtypes(model, args) -> None:
@@ -400,10 +404,7 @@ def check_trainable_dtypes(model, args) -> None:
     fp16 weights with fp16=True cannot train at all (torch's GradScaler refuses: "Attempting to unscale FP16
     gradients"); bf16 weights would train as pure-bf16 AdamW, whose small updates round away.
     """
-    import torch
-
-    half = sorted({_dtype_name(p.dtype) for p in model.parameters()
-                   if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16)})
+    half = sorted({_dtype_name(p.dtype) for p in _half_precision_trainable(model)})
     if not half:
         return
     why = ("torch's GradScaler cannot unscale fp16 gradients ('Attempting to unscale FP16 gradients')"
