@@ -391,34 +391,41 @@ grid (symmetric, no minimum), so its cost is closer to what 4 bits cost a model 
 the relative error of a quantize/de-quantize round trip, on the base weights and on the merged ones, for the first
 block's projections.'''),
     ("code", '''
-def grid_error(weight, qtype) -> float:
-    """Mean |w - dequantize(quantize(w))| / mean |w|: what a GGUF type loses on this matrix."""
+def round_trip(weight, qtype):
+    """(w, dequantize(quantize(w))) as numpy arrays: what a GGUF file of this type holds for the matrix."""
     t = gguf.GGMLQuantizationType[qtype]
     w = weight.detach().float().numpy()
-    return float(np.abs(gguf.quants.dequantize(gguf.quants.quantize(w, t), t) - w).mean() / np.abs(w).mean())
+    return w, gguf.quants.dequantize(gguf.quants.quantize(w, t), t)
+
+
+def grid_error(w, back) -> float:
+    """Mean |w - round trip| / mean |w|: what a GGUF type loses on this matrix."""
+    return float(np.abs(back - w).mean() / np.abs(w).mean())
+
+
+def update_kept(merged_w, merged_back, base_w) -> float:
+    """How much of the adapter's update d = merged - base survives the round trip: the projection of
+    (quantized merged - base) on d, over |d|^2. 1: the file keeps the fine-tune; 0: it holds the base model again."""
+    d = merged_w - base_w
+    return float(((merged_back - base_w) * d).sum() / (d * d).sum())
+
 
 base = models.load_model(MODEL_ID, profile=run.profile, verbose=False)
 block = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
          "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
-
-
-def update_kept(merged_w, base_w, qtype) -> float:
-    """How much of the adapter's update d = merged - base survives a round trip through qtype: the projection of
-    (quantized merged - base) on d, over |d|^2. 1: the file keeps the fine-tune; 0: it holds the base model again."""
-    t = gguf.GGMLQuantizationType[qtype]
-    m, b = merged_w.detach().float().numpy(), base_w.detach().float().numpy()
-    d = m - b
-    back = gguf.quants.dequantize(gguf.quants.quantize(m, t), t)
-    return float(((back - b) * d).sum() / (d * d).sum())
-
-
-grid, kept = {}, {}
 base_layers, merged_layers = dict(base.named_modules()), dict(merged.named_modules())
+grid, kept = {}, {}
 for qtype in ("Q8_0", "Q4_1", "Q4_0"):
-    for label, layers in (("base", base_layers), ("merged", merged_layers)):
-        grid[qtype, label] = float(np.mean([grid_error(layers[f"model.layers.0.{p}"].weight, qtype) for p in block]))
-    kept[qtype] = float(np.mean([update_kept(merged_layers[f"model.layers.0.{p}"].weight,
-                                             base_layers[f"model.layers.0.{p}"].weight, qtype) for p in block]))
+    errors = {"base": [], "merged": []}
+    kept_per_matrix = []
+    for proj in block:
+        b, b_back = round_trip(base_layers[f"model.layers.0.{proj}"].weight, qtype)
+        m, m_back = round_trip(merged_layers[f"model.layers.0.{proj}"].weight, qtype)
+        errors["base"].append(grid_error(b, b_back))
+        errors["merged"].append(grid_error(m, m_back))
+        kept_per_matrix.append(update_kept(m, m_back, b))
+    grid[qtype, "base"], grid[qtype, "merged"] = float(np.mean(errors["base"])), float(np.mean(errors["merged"]))
+    kept[qtype] = float(np.mean(kept_per_matrix))
     print(f"{qtype}: relative error on the base weights {grid[qtype, 'base']:.4f}, on the merged weights "
           f"{grid[qtype, 'merged']:.4f}; keeps {kept[qtype]:.0%} of the adapter's update | accuracy "
           f"{quality[qtype]['accuracy']:.3f} (merged {acc_merged:.3f}, zero-shot {acc_zero:.3f})")
