@@ -15,38 +15,77 @@ from collections.abc import Sequence
 
 
 # ---------------------------------------------------------------- classification
+# Accuracy, the confusion matrix and F1 come from scikit-learn; these wrappers fix the conventions the
+# notebooks rely on: integer class ids 0..n-1, classes that never occur still get a row and a score,
+# and bad input fails with a message instead of a silently wrong number.
 def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
     """Share of predictions equal to the label."""
-    _same_length(predictions, labels)
-    return sum(int(p) == int(t) for p, t in zip(predictions, labels)) / len(labels)
+    from sklearn.metrics import accuracy_score
+
+    preds, truth = _class_ids(predictions, labels)
+    return float(accuracy_score(truth, preds))
 
 
 def confusion_matrix(predictions: Sequence[int], labels: Sequence[int], n_classes: int | None = None):
-    """Counts as a list of rows: row = true class, column = predicted class."""
-    _same_length(predictions, labels)
-    n = n_classes or (max(max(predictions), max(labels)) + 1)
-    matrix = [[0] * n for _ in range(n)]
-    for p, t in zip(predictions, labels):
-        matrix[int(t)][int(p)] += 1
-    return matrix
+    """Counts as a list of rows: row = true class, column = predicted class.
+
+    Classes are 0 .. n_classes - 1 (default: up to the largest id seen), so a class that never occurs
+    still has its row and column of zeros.
+    """
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+    preds, truth = _class_ids(predictions, labels)
+    classes = _classes(preds, truth, n_classes)
+    return sk_confusion_matrix(truth, preds, labels=classes).tolist()
 
 
 def per_class_f1(predictions: Sequence[int], labels: Sequence[int], n_classes: int | None = None) -> list[float]:
-    """F1 of each class (0 where a class is never predicted and never true)."""
-    m = confusion_matrix(predictions, labels, n_classes)
-    scores = []
-    for c in range(len(m)):
-        tp = m[c][c]
-        fp = sum(m[r][c] for r in range(len(m))) - tp
-        fn = sum(m[c]) - tp
-        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return scores
+    """F1 of each class 0 .. n_classes - 1 (0 for a class that is never predicted correctly, also
+    when it is never predicted and never true)."""
+    from sklearn.metrics import f1_score
+
+    preds, truth = _class_ids(predictions, labels)
+    classes = _classes(preds, truth, n_classes)
+    return [float(f) for f in f1_score(truth, preds, labels=classes, average=None, zero_division=0)]
 
 
 def macro_f1(predictions: Sequence[int], labels: Sequence[int], n_classes: int | None = None) -> float:
     """Unweighted mean of the per-class F1 scores: every class counts the same, however rare."""
-    scores = per_class_f1(predictions, labels, n_classes)
-    return sum(scores) / len(scores)
+    from sklearn.metrics import f1_score
+
+    preds, truth = _class_ids(predictions, labels)
+    classes = _classes(preds, truth, n_classes)
+    return float(f1_score(truth, preds, labels=classes, average="macro", zero_division=0))
+
+
+def _class_ids(predictions: Sequence[int], labels: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Predictions and labels as lists of non-negative ints, checked to pair up."""
+    _same_length(predictions, labels)
+    out = []
+    for name, values in (("predictions", predictions), ("labels", labels)):
+        ids = []
+        for v in values:
+            try:
+                ok = int(v) == v and int(v) >= 0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"{name} must be class ids 0, 1, 2, ...; got {v!r}")
+            ids.append(int(v))
+        out.append(ids)
+    return out[0], out[1]
+
+
+def _classes(preds: list[int], truth: list[int], n_classes: int | None) -> list[int]:
+    """The class ids to report: 0 .. n_classes - 1, or up to the largest id seen."""
+    largest = max(max(preds), max(truth))
+    if n_classes is None:
+        return list(range(largest + 1))
+    if n_classes < 1:
+        raise ValueError(f"n_classes must be at least 1, got {n_classes}")
+    if largest >= n_classes:
+        raise ValueError(f"class id {largest} is out of range for n_classes={n_classes} (ids run 0..{n_classes - 1})")
+    return list(range(n_classes))
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:

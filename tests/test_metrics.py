@@ -24,6 +24,27 @@ def test_macro_f1_punishes_ignoring_a_class():
     assert metrics.macro_f1(always_zero, labels) == pytest.approx((18 / 19 + 0) / 2)
 
 
+def test_classes_that_never_occur_keep_their_row_and_score():
+    # 4 classes, class 3 never true and never predicted, class 2 predicted but never true
+    labels = [0, 1, 1, 0]
+    preds = [0, 1, 2, 0]
+    assert metrics.confusion_matrix(preds, labels, n_classes=4) == [
+        [2, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    # class 0: 1.0; class 1: tp1 fn1 -> 2/3; class 2: tp0 fp1 -> 0; class 3: nothing at all -> 0
+    assert metrics.per_class_f1(preds, labels, n_classes=4) == pytest.approx([1.0, 2 / 3, 0.0, 0.0])
+    assert metrics.macro_f1(preds, labels, n_classes=4) == pytest.approx((1 + 2 / 3) / 4)
+    # without n_classes the classes run up to the largest id seen (here 2)
+    assert len(metrics.confusion_matrix(preds, labels)) == 3
+    assert metrics.macro_f1(preds, labels) == pytest.approx((1 + 2 / 3) / 3)
+
+
+def test_results_are_plain_python_numbers():
+    matrix = metrics.confusion_matrix([0, 1], [1, 1])
+    assert matrix == [[0, 0], [1, 1]] and all(type(c) is int for row in matrix for c in row)
+    assert type(metrics.accuracy([0, 1], [1, 1])) is float
+    assert all(type(f) is float for f in metrics.per_class_f1([0, 1], [1, 1]))
+
+
 def test_wilson_interval_known_values():
     lo, hi = metrics.wilson_interval(93, 100)
     assert (round(lo, 4), round(hi, 4)) == (0.8625, 0.9657)
@@ -38,5 +59,19 @@ def test_bad_inputs():
         metrics.accuracy([0, 1], [0])
     with pytest.raises(ValueError, match="no predictions"):
         metrics.accuracy([], [])
+    with pytest.raises(ValueError, match="differ in length"):
+        metrics.confusion_matrix([0, 1, 1], [0, 1])
+    with pytest.raises(ValueError, match="differ in length"):
+        metrics.macro_f1([0], [0, 1])
+    with pytest.raises(ValueError, match="out of range for n_classes=2"):
+        metrics.confusion_matrix([0, 2], [0, 1], n_classes=2)
+    with pytest.raises(ValueError, match="out of range"):
+        metrics.per_class_f1([0, 1], [0, 3], n_classes=3)
+    with pytest.raises(ValueError, match="class ids"):
+        metrics.accuracy([0, -1], [0, 1])
+    with pytest.raises(ValueError, match="class ids"):
+        metrics.macro_f1(["pos", "neg"], [0, 1])
+    with pytest.raises(ValueError, match="class ids"):
+        metrics.accuracy([0.5, 1], [0, 1])
     with pytest.raises(ValueError):
         metrics.wilson_interval(5, 0)
