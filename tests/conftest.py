@@ -23,6 +23,9 @@ HUB_SAMPLES = ROOT.parent / "shared" / "hub_samples"
 HUB_FIXTURES = ROOT / "tests" / "hub_fixtures"
 # The Hub id the gpu profile uses; in the mirror it is served by the embedded 135M checkpoint.
 HUB_MODEL = "HuggingFaceTB/SmolLM2-360M-Instruct"
+# Its base (pretrained-only) sibling, where notebook 06 starts SFT on the Hub path; also served by the embedded
+# checkpoint in the mirror (the code path is tested, not the base model's behaviour).
+HUB_BASE_MODEL = "HuggingFaceTB/SmolLM2-360M"
 VARIANTS = ("offline", "hub")
 
 
@@ -66,7 +69,7 @@ def hub_mirror(tmp_path_factory):
     hub_samples()
     arc = build_arc_mirror(tmp_path_factory.mktemp("hub_arc"))  # ARC-Easy, from the asset's real Hub rows
     return build_hub_mirror(tmp_path_factory.mktemp("hub_mirror"), datasets={ARC_FOLDER: arc},
-                            models={HUB_MODEL: models.ensure_embedded()})
+                            models={HUB_MODEL: models.ensure_embedded(), HUB_BASE_MODEL: models.ensure_embedded()})
 
 
 @pytest.fixture

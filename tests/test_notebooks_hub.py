@@ -42,6 +42,14 @@ def test_05_hub_scores_each_dialogue_against_its_three_references(notebook_run, 
 
 
 @pytest.mark.notebooks
+def test_06_hub_starts_sft_from_the_base_model_and_shows_a_real_alpaca_row(notebook_run, hub_mirror):
+    m = _ok(notebook_run("06_instruction_tuning_alpaca_dolly", variant="hub", mirror=hub_mirror))
+    # The Instruct id's base sibling (HuggingFaceTB/SmolLM2-360M) is where SFT starts on the Hub path; the
+    # notebook's Alpaca cell asserts the course's template rebuilds the real row's `text` field.
+    assert m["starts_from_base_model"] == 1 and m["start_model"] == "HuggingFaceTB/SmolLM2-360M", m
+
+
+@pytest.mark.notebooks
 def test_09_hub_trains_on_categories_dolly_has(notebook_run, hub_mirror):
     m = _ok(notebook_run("09_scaling_out_and_serving", variant="hub", mirror=hub_mirror))
     for key in ("categories_qa", "categories_creative"):
