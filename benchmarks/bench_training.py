@@ -6,6 +6,10 @@ the environment: env.device(), env.precision(), so GPTFORALL_PRECISION / GPTFORA
     flock /tmp/gptforall-cpu.lock python benchmarks/bench_training.py [--steps 6] [--examples 96]
     python benchmarks/bench_training.py --examples 512            # on a GPU: also the course's batch
 Writes benchmarks/results/training_<device>.json and .md (--name changes the file stem).
+
+The two training stacks (issue 14): `--task instructions --settings project,trl_course` compares, on the same
+instruction data, the course's Trainer (answer-only logits) with TRL's SFTTrainer under the same hardware settings
+(`training.sft_config`, completion-only loss); `--task sentiment` does the same on one-token answers.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # Notebook 04's gpu profile asks for batch 16 x 4 accumulation: the effective batch the course plans with.
 COURSE_GPU_BATCH = (16, 4)
 PADDING_EXAMPLES = 480  # notebook 04's cpu-profile training set
+TASKS = ("sentiment", "instructions")
+# project: training.train's Trainer; trainer_defaults: stock Trainer; trl_defaults: SFTTrainer with SFTConfig's
+# defaults; trl_course: SFTTrainer with the course's hardware settings (training.sft_config), as notebook 06 uses it.
+SETTINGS = ("project", "trainer_defaults", "trl_defaults", "trl_course")
 
 
 def matmul_peak_gflops(dev: str, n: int | None = None, repeats: int = 10) -> float:
@@ -95,9 +103,19 @@ def main(argv=None) -> int:
     ap.add_argument("--examples", type=int, default=96)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--name", default=None, help="results file stem (default training_<device>)")
+    ap.add_argument("--task", default="sentiment", choices=TASKS,
+                    help="sentiment: one-token answers (notebook 04); instructions: long answers (notebook 06)")
+    ap.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated subset of {SETTINGS}")
+    ap.add_argument("--methods", default="lora,full", help="comma-separated subset of lora,full")
     a = ap.parse_args(argv)
     if a.steps < 2 or a.batch < 1 or a.examples < a.batch:
         raise ValueError("Need --steps >= 2, --batch >= 1 and --examples >= --batch.")
+    settings = [x.strip() for x in a.settings.split(",") if x.strip()]
+    methods = [x.strip() for x in a.methods.split(",") if x.strip()]
+    unknown = [x for x in settings if x not in SETTINGS] + [x for x in methods if x not in ("lora", "full")]
+    if unknown or not settings or not methods:
+        raise ValueError(f"Unknown or empty --settings/--methods {unknown}: settings are {SETTINGS}, "
+                         "methods lora and full.")
 
     from peft import get_peft_model
     from transformers import Trainer, TrainingArguments
@@ -105,19 +123,28 @@ def main(argv=None) -> int:
 
     run = env.start("bench_training", "cpu" if env.device() == "cpu" else "gpu", output_dir="/tmp/bench_training")
     tok = models.load_tokenizer("auto")
-    dd = data.load("sentiment", "offline", seed=0)
     P = prompts.SENTIMENT
-    # --examples takes that many distinct training snippets from the offline pool (7,673); beyond the pool the
-    # examples repeat in the same order (the benchmark measures speed, not learning).
-    pool = data.sample(dd["train"], min(len(dd["train"]), max(PADDING_EXAMPLES, a.examples)), seed=0)
-    order = [i % len(pool) for i in range(a.examples)]
-    rendered = [P.render(tok, pool["text"][i]) for i in order]
-    targets = [P.target(pool["label"][i]) for i in order]
+    if a.task == "sentiment":
+        dd = data.load("sentiment", "offline", seed=0)
+        # --examples takes that many distinct training snippets from the offline pool (7,673); beyond the pool the
+        # examples repeat in the same order (the benchmark measures speed, not learning).
+        pool = data.sample(dd["train"], min(len(dd["train"]), max(PADDING_EXAMPLES, a.examples)), seed=0)
+        order = [i % len(pool) for i in range(a.examples)]
+        rendered = [P.render(tok, pool["text"][i]) for i in order]
+        targets = [P.target(pool["label"][i]) for i in order]
+    else:  # notebook 06's data and chat format: the user turn (instruction + context) and the answer
+        pool = data.load("instructions", "offline", seed=0)["train"].shuffle(seed=0)
+        order = [i % len(pool) for i in range(a.examples)]
+        users = [pool[i]["instruction"] + (f"\n\n{pool[i]['context']}" if pool[i]["context"] else "") for i in order]
+        rendered = [tok.apply_chat_template([{"role": "user", "content": u}], add_generation_prompt=True,
+                                            tokenize=False) for u in users]
+        targets = [pool[i]["response"] for i in order]
     ds = training.prompt_completion_dataset(tok, rendered, targets)
     sft_ds = ds.__class__.from_dict({"prompt": rendered, "completion": [t + tok.eos_token for t in targets]})
     peak = matmul_peak_gflops(run.device)
     print(f"matmul peak {peak:.1f} GFLOP/s ({'fp32' if run.device == 'cpu' else 'bf16'})")
     mean_len = sum(len(x) for x in ds["input_ids"]) / len(ds)
+    answer_share = sum(sum(y != -100 for y in x) for x in ds["labels"]) / sum(len(x) for x in ds["labels"])
 
     def load(method):
         model = models.load_model("auto", full_finetuning=method == "full", verbose=False)
@@ -127,7 +154,7 @@ def main(argv=None) -> int:
         return model, n_body
 
     rows = []
-    for method in ("lora", "full"):
+    for method in methods:
         probe, _ = load(method)
         batches = sorted({a.batch, course_batch(run, method, ds, probe)})
         del probe
@@ -135,7 +162,7 @@ def main(argv=None) -> int:
             if batch * 2 > len(ds):
                 print(f"skipping batch {batch}: --examples {a.examples} holds fewer than two batches")
                 continue
-            for setting in ("project", "trainer_defaults", "trl_defaults"):
+            for setting in settings:
                 # Drop the previous row's model and hand its freed heap back to the OS: otherwise glibc keeps it,
                 # the next row reuses it without growing RSS, and every row after the first looks smaller.
                 model = trainer = None
@@ -160,6 +187,15 @@ def main(argv=None) -> int:
                     args = TrainingArguments(use_cpu=run.device == "cpu", remove_unused_columns=False, **common)
                     trainer = Trainer(model=model, args=args, train_dataset=ds,
                                       data_collator=training.collator(tok, "right"), callbacks=[clock.callback()])
+                elif setting == "trl_course":
+                    # TRL's SFTTrainer under the course's hardware rules (notebook 06): same precision, no
+                    # checkpointing unless needed, loss on the completion only. What differs from "project" is TRL.
+                    args = training.sft_config(run, out, batch_size=batch, grad_accum=1, max_steps=a.steps,
+                                               learning_rate=1e-4, logging_steps=1, completion_only_loss=True,
+                                               save_strategy="no", include_num_input_tokens_seen="non_padding")
+                    args = training.fit_arguments(args, model, ds)
+                    trainer = SFTTrainer(model=model, args=args, train_dataset=sft_ds, processing_class=tok,
+                                         callbacks=[clock.callback()])
                 else:  # TRL's SFTConfig defaults: bf16 and gradient checkpointing on (use_cpu is needed on a CPU)
                     args = SFTConfig(use_cpu=run.device == "cpu", **common)
                     trainer = SFTTrainer(model=model, args=args, train_dataset=sft_ds, processing_class=tok,
@@ -186,15 +222,18 @@ def main(argv=None) -> int:
 
     for r in rows:
         if r["setting"] == "project":
-            for other in ("trl_defaults", "trainer_defaults"):
+            for other in ("trl_defaults", "trainer_defaults", "trl_course"):
                 same = tps(r["method"], r["batch"], other)
                 r[f"vs_{other}"] = round(r["tokens_per_second"] / same, 2) if same else None
             at8 = tps(r["method"], a.batch, "trl_defaults")
             r[f"vs_trl_defaults_at_batch_{a.batch}"] = round(r["tokens_per_second"] / at8, 2) if at8 else None
 
-    padding_ds = training.prompt_completion_dataset(
-        tok, [P.render(tok, t) for t in pool["text"][:PADDING_EXAMPLES]],
-        [P.target(y) for y in pool["label"][:PADDING_EXAMPLES]])
+    if a.task == "sentiment":
+        padding_ds = training.prompt_completion_dataset(
+            tok, [P.render(tok, t) for t in pool["text"][:PADDING_EXAMPLES]],
+            [P.target(y) for y in pool["label"][:PADDING_EXAMPLES]])
+    else:
+        padding_ds = ds.select(range(min(len(ds), PADDING_EXAMPLES)))
     padding = {f"batch {a.batch}, {name}": round(training.padding_share(padding_ds, a.batch, group_by_length=g), 4)
                for name, g in (("random batches", False), ("length-grouped", True))}
     info = env.environment()
@@ -204,6 +243,7 @@ def main(argv=None) -> int:
               "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
               "matmul_peak_gflops": round(peak, 1), "steps": a.steps, "examples": a.examples,
               "distinct_examples": min(a.examples, len(pool)), "mean_tokens_per_example": round(mean_len, 1),
+              "task": a.task, "answer_token_share": round(answer_share, 4),
               "runs": rows, "padding_share": padding, "date": time.strftime("%Y-%m-%d %H:%M %Z")}
     RESULTS.mkdir(exist_ok=True)
     stem = a.name or f"training_{run.device}"
@@ -213,20 +253,22 @@ def main(argv=None) -> int:
     lines = [f"# Training throughput ({run.device}: {where}; {result['date']})", "",
              f"Measured by `benchmarks/bench_training.py` (torch {torch.__version__}, {result['torch_threads']} CPU "
              f"threads{', overrides ' + str(overrides) if overrides else ''}). {peak_kind} matmul peak measured "
-             f"in the same run: {peak:,.1f} GFLOP/s. Sentiment prompts, {mean_len:.0f} tokens per example on "
+             f"in the same run: {peak:,.1f} GFLOP/s. {a.task.capitalize()} prompts, {mean_len:.0f} tokens per example on "
              f"average, {a.examples} examples ({result['distinct_examples']} distinct), {a.steps} steps per row "
-             "(the first is warm-up and not timed).", "",
+             f"(the first is warm-up and not timed). Tokens that carry loss (the answer and its end token): "
+             f"{answer_share:.1%}.", "",
              "| method | batch | setting | precision | grad. ckpt | tokens/s | s/step | share of matmul peak | "
-             "peak MB | project vs TRL defaults (same batch) | vs Trainer defaults (same batch) | "
+             "peak MB | project vs TRL defaults (same batch) | vs Trainer defaults (same batch) | vs TRL, course settings | "
              f"vs TRL defaults at batch {a.batch} |",
-             "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        ratios = [r.get("vs_trl_defaults"), r.get("vs_trainer_defaults"), r.get(f"vs_trl_defaults_at_batch_{a.batch}")]
+        ratios = [r.get("vs_trl_defaults"), r.get("vs_trainer_defaults"), r.get("vs_trl_course"),
+                  r.get(f"vs_trl_defaults_at_batch_{a.batch}")]
         cells = " | ".join("" if x is None else f"{x:.2f}x" for x in ratios)
         lines.append(f"| {r['method']} | {r['batch']} | {r['setting']} | {r['precision']} | "
                      f"{r['gradient_checkpointing']} | {r['tokens_per_second']:,.1f} | {r['seconds_per_step']} | "
                      f"{r['share_of_matmul_peak']:.1%} | {r['peak_memory_mb']:,.1f} | {cells} |")
-    lines += ["", f"Padding share of training batches ({PADDING_EXAMPLES} examples):", ""]
+    lines += ["", f"Padding share of training batches ({min(len(padding_ds), PADDING_EXAMPLES)} examples):", ""]
     lines += [f"- {k}: {v:.1%}" for k, v in padding.items()]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
