@@ -22,7 +22,7 @@ from typing import Any
 
 PROFILES = ("smoke", "cpu", "gpu")
 PRECISIONS = ("fp32", "fp16", "bf16")
-# Overrides (see DESIGN.md): a T4 on any card, half precision on a CPU.
+# Overrides (docs/DESIGN.md, the helper package): a T4 on any card, half precision on a CPU.
 PRECISION_ENV = "GPTFORALL_PRECISION"        # fp32 | fp16 | bf16: replaces what the hardware would choose
 GPU_MEMORY_ENV = "GPTFORALL_GPU_MEMORY_GB"   # GiB of the card this process may use (torch's memory fraction)
 COURSE_PACKAGES = (
@@ -96,6 +96,17 @@ def torch_dtype(prec: str):
     if prec not in table:
         raise ValueError(f"Unknown precision {prec!r}; choose one of {', '.join(PRECISIONS)}.")
     return table[prec]
+
+
+def precision_name(dtype) -> str:
+    """The course's name ("fp32", "fp16", "bf16") for a torch floating dtype: labels that follow the model
+    (`precision_name(model.dtype)`) instead of assuming fp32. ValueError for any other dtype."""
+    import torch
+
+    table = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+    if dtype not in table:
+        raise ValueError(f"{dtype} is not one of the course's precisions ({', '.join(PRECISIONS)}).")
+    return table[dtype]
 
 
 def gpu_memory_cap_gb() -> float | None:

@@ -170,7 +170,6 @@ STRATEGIES = ("ddp", "fsdp")  # data parallel (full copy per GPU) / fully sharde
 # Optimizer state per trainable parameter, in bytes: AdamW keeps two moments (m and v) in fp32;
 # bitsandbytes' 8-bit AdamW keeps them in one byte each (block-wise quantized); plain SGD keeps none.
 OPTIMIZER_STATE_BYTES = {"adamw": 8.0, "adamw_8bit": 2.0, "sgd": 0.0}
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def _choice(name: str, value, choices) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import assets, env
 
-QUANTIZATIONS = (None, "8bit", "nf4", "fp4")
+QUANTIZATIONS = (None, "int8", "nf4", "fp4")  # the names memory and quantization use for the same formats
 
 
 @dataclass(frozen=True)
@@ -196,6 +196,39 @@ def ensure_embedded(name: str = DEFAULT) -> Path:
     return out
 
 
+def size_label(n_params: int) -> str:
+    """A parameter count the way model names say it: 134_515_008 -> "135M", 1_711_376_384 -> "1.7B"."""
+    if n_params >= 1e9:
+        return f"{n_params / 1e9:.1f}B"
+    return f"{n_params / 1e6:.0f}M"
+
+
+def describe(model) -> str:
+    """A label for a loaded model that follows the run, e.g. "SmolLM2-135M-Instruct (135M, fp32)": the name it was
+    loaded as, its parameter count (from its config, so adapters and packed 4-bit weights do not change it) and the
+    format of its linear layers' weights (the dtype, or "int8" / "nf4" / "fp4" for a bitsandbytes base)."""
+    from . import memory
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    source = str(getattr(base.config, "name_or_path", "") or "model")
+    name = source.rstrip("/").split("/")[-1].split("__")[-1]  # a Hub id, a folder, or a mirror's org__name folder
+    for spec in CATALOG.values():  # the embedded checkpoint's folder carries the catalog's lower-case name
+        if name == spec.name:
+            name = spec.hub_id.split("/")[-1]
+    params = memory.model_config(base.config).num_params
+    layers = {type(m).__name__: m for m in base.modules()}
+    if "Linear8bitLt" in layers:
+        fmt = "int8"
+    elif "Linear4bit" in layers:
+        fmt = str(getattr(layers["Linear4bit"].weight, "quant_type", "4-bit"))
+    else:
+        try:
+            fmt = env.precision_name(base.dtype)
+        except ValueError:
+            fmt = str(base.dtype).replace("torch.", "")
+    return f"{name} ({size_label(int(params))}, {fmt})"
+
+
 def _location(model: str | ResolvedModel, profile: str) -> ResolvedModel:
     resolved = model if isinstance(model, ResolvedModel) else resolve(model, profile)
     if resolved.source == "embedded":
@@ -214,16 +247,24 @@ def load_tokenizer(model: str | ResolvedModel = "auto", profile: str = "cpu"):
     return tok
 
 
-def quantization_config(quantization: str | None, compute_dtype=None):
-    """A bitsandbytes config for "8bit", "nf4" or "fp4" (None: no quantization)."""
+def check_quantization(quantization: str | None) -> None:
+    """ValueError unless `quantization` is one of QUANTIZATIONS; the message names the fix."""
+    if quantization == "8bit":
+        raise ValueError('quantization="8bit" is now called "int8" (the name memory and quantization use for the '
+                         'same format); pass quantization="int8".')
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r}; choose one of {', '.join(map(str, QUANTIZATIONS))}.")
+
+
+def quantization_config(quantization: str | None, compute_dtype=None):
+    """A bitsandbytes config for "int8" (LLM.int8), "nf4" or "fp4" (None: no quantization)."""
+    check_quantization(quantization)
     if quantization is None:
         return None
     import torch
     from transformers import BitsAndBytesConfig
 
-    if quantization == "8bit":
+    if quantization == "int8":
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(
         load_in_4bit=True,
@@ -294,7 +335,7 @@ def default_dtype(dev: str, quantization: str | None = None, full_finetuning: bo
 
     if full_finetuning:
         return torch.float32
-    if quantization == "8bit" and dev == "cuda":
+    if quantization == "int8" and dev == "cuda":
         return torch.float16
     return env.torch_dtype(env.precision(dev))
 
@@ -313,7 +354,7 @@ def load_model(
 
     dtype defaults to `default_dtype`: fp32 on CPU, the hardware's precision on GPU, and fp32 everywhere with
     full_finetuning=True (fp32 master weights under the Trainer's mixed-precision autocast). quantization
-    ("8bit", "nf4", "fp4") loads the linear layers through bitsandbytes. Returns the model in eval mode.
+    ("int8", "nf4", "fp4") loads the linear layers through bitsandbytes. Returns the model in eval mode.
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -332,7 +373,7 @@ def load_model(
         dtype = default_dtype(dev, quantization, full_finetuning)
     if qconfig is not None and getattr(qconfig, "bnb_4bit_compute_dtype", None) is not None:
         qconfig.bnb_4bit_compute_dtype = dtype
-    if quantization == "8bit":
+    if quantization == "int8":
         _quiet_int8_casts()
     started = time.perf_counter()
     kwargs = {"dtype": dtype}

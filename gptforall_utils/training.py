@@ -147,6 +147,8 @@ def linear_module_names(model) -> set[str]:
     return names
 
 
+# The course's one LoRA target list: every linear layer of a Llama-style block (attention and MLP). memory's
+# estimates default to the same set (lora_targets=None: every linear layer of the block).
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -364,8 +366,11 @@ def _remove_if_empty(folder) -> None:
 
 # ---------------------------------------------------------------- precision and divergence checks
 def _dtype_name(dtype) -> str:
-    return str(dtype).replace("torch.", "").replace("float32", "fp32").replace("bfloat16", "bf16") \
-        .replace("float16", "fp16")
+    """The course's name for a float dtype (env.precision_name); torch's own for any other (int8, packed uint8)."""
+    try:
+        return env.precision_name(dtype)
+    except ValueError:
+        return str(dtype).replace("torch.", "")
 
 
 def precision_summary(model, args) -> str:

@@ -39,6 +39,15 @@ def test_torch_dtype_rejects_unknown_precision():
         env.torch_dtype("fp8")
 
 
+def test_precision_name_is_the_inverse_of_torch_dtype():
+    import torch
+
+    for name in env.PRECISIONS:
+        assert env.precision_name(env.torch_dtype(name)) == name
+    with pytest.raises(ValueError, match="not one of the course's precisions"):
+        env.precision_name(torch.int8)
+
+
 def test_hub_is_unavailable_when_offline_is_set(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     env._hub_answers.cache_clear()

@@ -136,6 +136,16 @@ def test_lora_never_needs_more_than_full(cfg, precision, optimizer, b, s, r):
     assert memory.estimate(cfg, "qlora", precision, optimizer, batch_size=b, seq_len=s, lora_r=r).total <= full
 
 
+def test_lora_estimate_defaults_to_the_layers_training_adapts():
+    from gptforall_utils import training
+
+    cfg = memory.model_config("SmolLM2-135M")
+    # one target list: memory's default (every linear layer of the block) is the set training adapts by default
+    assert set(training.DEFAULT_LORA_TARGETS) == set(cfg.linear_shapes())
+    assert memory.lora_params(cfg, 8) == memory.lora_params(cfg, 8, training.DEFAULT_LORA_TARGETS)
+    assert not hasattr(memory, "LORA_TARGETS")
+
+
 def _saved_bytes_per_token(model, seq_len):
     """What autograd keeps for backward in one forward pass, per token (distinct storages, weights excluded)."""
     import torch
@@ -159,12 +169,12 @@ def _saved_bytes_per_token(model, seq_len):
 def test_activation_count_matches_what_autograd_saves(method, dropout):
     from peft import LoraConfig, get_peft_model
 
-    from gptforall_utils import models
+    from gptforall_utils import models, training
 
     model = models.load_model("smollm2-135m-instruct", verbose=False)  # a fresh copy: peft edits it in place
     if method == "lora":
         model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=dropout,
-                                                 target_modules=list(memory.LORA_TARGETS)))
+                                                 target_modules=list(training.DEFAULT_LORA_TARGETS)))
     model.train()
     per_token = memory.activation_values_per_token(model, method=method, lora_dropout=dropout)
     # the formula's 3V includes two gradients that exist only in the backward pass; autograd saves one V

@@ -45,8 +45,17 @@ def test_local_folder_without_config_is_rejected(tmp_path):
 
 
 def test_bad_quantization_is_rejected_before_loading():
-    with pytest.raises(ValueError, match="8bit"):
+    with pytest.raises(ValueError, match="int8, nf4, fp4"):
         models.load_model("auto", quantization="int3", verbose=False)
+
+
+def test_old_8bit_name_says_to_use_int8():
+    assert "int8" in models.QUANTIZATIONS and "8bit" not in models.QUANTIZATIONS
+    with pytest.raises(ValueError, match='pass quantization="int8"'):
+        models.load_model("auto", quantization="8bit", verbose=False)
+    with pytest.raises(ValueError, match='"int8"'):
+        models.quantization_config("8bit")
+    assert models.quantization_config("int8").load_in_8bit
 
 
 def test_embedded_model_reloads_fast_and_answers(tiny_model):
@@ -101,3 +110,28 @@ def test_a_4bit_model_evaluated_first_still_passes_gradients_back():
         lora(input_ids=ids, labels=ids).loss.backward()
         grads.append(lora.base_model.model.model.layers[0].self_attn.q_proj.lora_A["default"].weight.grad)
     assert grads[1] is not None and torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-6)
+
+
+def test_size_label_reads_like_model_names():
+    assert models.size_label(134_515_008) == "135M"
+    assert models.size_label(361_821_120) == "362M"
+    assert models.size_label(1_711_376_384) == "1.7B"
+
+
+def test_describe_follows_the_loaded_model(tiny_model):
+    model, _ = tiny_model
+    assert models.describe(model) == "SmolLM2-135M-Instruct (135M, fp32)"
+
+
+def test_describe_names_another_model_by_its_config_and_dtype():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=1000, tie_word_embeddings=True)
+    config._name_or_path = "/mirror/HuggingFaceTB__SmolLM2-360M-Instruct"  # a Hub mirror's folder
+    lm = LlamaForCausalLM(config).to(torch.bfloat16)
+    n = sum(p.numel() for p in lm.parameters())
+    label = models.describe(lm)
+    assert label == f"SmolLM2-360M-Instruct ({models.size_label(n)}, bf16)", label
+

@@ -85,7 +85,7 @@ def footprints():
     from gptforall_utils import models
 
     out = {}
-    for quant in (None, "8bit", "nf4"):
+    for quant in (None, "int8", "nf4"):
         m = models.load_model("smollm2-135m-instruct", quantization=quant, verbose=False)
         out[quant] = (q.linear_layer_bytes(m), m.get_memory_footprint())
         del m
@@ -95,7 +95,7 @@ def footprints():
 def test_quantized_linear_layers_shrink(footprints):
     fp32_linear, fp32_total = footprints[None]
     assert fp32_linear == pytest.approx(106.2e6 * 4, rel=0.01)  # 30 blocks x 7 linear layers, fp32
-    assert footprints["8bit"][0] < 0.5 * fp32_linear
+    assert footprints["int8"][0] < 0.5 * fp32_linear
     assert footprints["nf4"][0] < 0.4 * fp32_linear
-    assert footprints["nf4"][0] < footprints["8bit"][0] < fp32_linear
-    assert footprints["nf4"][1] < footprints["8bit"][1] < fp32_total
+    assert footprints["nf4"][0] < footprints["int8"][0] < fp32_linear
+    assert footprints["nf4"][1] < footprints["int8"][1] < fp32_total

@@ -250,11 +250,11 @@ def test_full_finetuning_loads_fp32_master_weights_whatever_the_precision(monkey
     monkeypatch.setenv(env.PRECISION_ENV, "bf16")
     assert models.default_dtype("cpu") is torch.bfloat16                      # inference follows the override
     assert models.default_dtype("cuda", full_finetuning=True) is torch.float32
-    assert models.default_dtype("cuda", quantization="8bit") is torch.float16  # int8 matmul computes in fp16
+    assert models.default_dtype("cuda", quantization="int8") is torch.float16  # int8 matmul computes in fp16
     with pytest.raises(ValueError, match="fp32 master weights"):
         models.load_model("smollm2-135m-instruct", full_finetuning=True, dtype=torch.bfloat16, verbose=False)
     with pytest.raises(ValueError, match="quantized weights are frozen"):
-        models.load_model("smollm2-135m-instruct", full_finetuning=True, quantization="8bit", verbose=False)
+        models.load_model("smollm2-135m-instruct", full_finetuning=True, quantization="int8", verbose=False)
 
 
 # ---------------------------------------------------------------- padding: no fully masked attention row
