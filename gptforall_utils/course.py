@@ -3,10 +3,10 @@
     python -m gptforall_utils.course run --profile smoke|cpu|gpu|auto [--only 00 04 ...] [--solutions]
     python -m gptforall_utils.course list
 
-Each notebook gets the parameters of DESIGN.md with OUTPUT_DIR=reports/<profile>; it writes
-reports/<profile>/<notebook>/metrics.json (and figures). The runner records status and wall
-time, keeps the executed notebooks in reports/<profile>/executed/, and writes
-reports/<profile>/results.md and results.json. The exit code is non-zero when a notebook fails;
+Each notebook gets the parameters of the notebook contract (docs/DESIGN.md) with
+OUTPUT_DIR=reports/<profile>; it writes reports/<profile>/<notebook>/metrics.json (and figures).
+The runner records status and wall time, keeps the executed notebooks in
+reports/<profile>/executed/, and writes reports/<profile>/results.md and results.json. The exit code is non-zero when a notebook fails;
 the failing notebook and cell are named.
 """
 

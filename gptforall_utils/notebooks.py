@@ -144,7 +144,7 @@ def check(path: Path, root: Path = ROOT) -> list[str]:
     if len(params) != 1:
         problems.append(f"has {len(params)} cells tagged 'parameters' (need exactly one)")
     elif _text(params[0]).strip() != PARAMETERS_SOURCE:
-        problems.append("parameters cell differs from the contract (names and defaults of DESIGN.md)")
+        problems.append("parameters cell differs from the contract (names and defaults in docs/DESIGN.md)")
     first = cells[0] if cells else {}
     if first.get("cell_type") != "markdown" or badge(path.stem, root, folder) not in _text(first):
         problems.append("Colab badge missing or pointing elsewhere (run notebooks sync)")

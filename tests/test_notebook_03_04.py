@@ -74,7 +74,7 @@ def test_04_cpu_profile_lora_learns_sentiment(notebook_run):
     assert m["accuracy_lora"] >= m["accuracy_zero_shot"] + 0.08, m
     assert m["lora_final_loss"] < 0.5
     # The 10-minute target is a measured figure (reports/cpu/results.md, README), not an assertion:
-    # wall time depends on the machine's load (DESIGN.md: timings belong in benchmarks and reports).
+    # wall time depends on the machine's load (docs/DESIGN.md: timings belong in benchmarks and reports).
 
 
 @pytest.mark.notebooks
