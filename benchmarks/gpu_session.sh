@@ -62,6 +62,10 @@ echo "diagnosis: done after $(( $(date +%s) - START )) s"
 # 1. The benchmark, alone on the card.
 in_time env OMP_NUM_THREADS="$THREADS" "$PY" benchmarks/bench_training.py --examples 512 > "$OUT/bench_training.log" 2>&1
 echo "benchmark: exit $? after $(( $(date +%s) - START )) s"
+# The two-stacks question on long answers (the run above covers one-token answers, trl_course included).
+in_time env OMP_NUM_THREADS="$THREADS" "$PY" benchmarks/bench_training.py --examples 256 --task instructions \
+  --settings project,trl_course --name two_stacks_instructions_cuda > "$OUT/bench_two_stacks.log" 2>&1
+echo "two stacks: exit $? after $(( $(date +%s) - START )) s"
 
 # 2. Three streams side by side.
 TRAINING="04 07 03 05"
