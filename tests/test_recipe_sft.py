@@ -1,6 +1,7 @@
-"""The SFT recipe runs unchanged under `accelerate launch`: two CPU processes (torchrun, DDP over gloo) train on
-disjoint shards, their losses are finite, the averaged gradients change the adapter, and exactly one
-process writes exactly one adapter."""
+"""The SFT recipe is notebook 06's (Dolly rows as chat messages, TRL's SFTTrainer, loss on the response, LoRA on
+the course's target layers) and runs unchanged under `accelerate launch`: two CPU processes (torchrun, DDP over
+gloo) train on disjoint shards, their losses are finite, the averaged gradients change the adapter, and exactly
+one process writes exactly one adapter. One process in-process lowers the held-out response loss."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from gptforall_utils.recipes import sft
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--profile", "smoke", "--data", "offline", "--max-steps", "2", "--batch-size", "2",
-         "--max-length", "64", "--max-examples", "48", "--logging-steps", "1"]
+         "--max-length", "64", "--max-examples", "48", "--eval-examples", "2", "--logging-steps", "1"]
 
 
 def _free_port() -> int:
@@ -57,6 +58,7 @@ def test_two_processes_train_on_disjoint_shards(ddp_run):
     assert ids[0].isdisjoint(ids[1]), f"both ranks saw samples {ids[0] & ids[1]}"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["global_batch"] == 4 and summary["steps"] == 2
+    assert summary["heldout_pairs"] == 2 and math.isfinite(summary["heldout_loss_after"])
 
 
 def test_losses_are_finite_on_every_rank(ddp_run):
@@ -90,6 +92,10 @@ def test_one_adapter_written_once_and_trained(ddp_run):
     (["--max-length", "4"], "max-length"),
     (["--batch-size", "0"], "batch-size"),
     (["--max-examples", "-3"], "max-examples"),
+    (["--eval-examples", "-1"], "eval-examples"),
+    (["--learning-rate", "0"], "learning-rate"),
+    (["--lora-r", "0"], "lora-r"),
+    (["--lora-targets", " , "], "lora-targets"),
 ])
 def test_bad_arguments_fail_before_loading(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -105,9 +111,68 @@ def test_unknown_category_is_refused():
     assert sft.select(ds, "open_qa", None)["sample_id"] == [0]
 
 
-def test_single_process_run_in_process(tmp_path):
-    """The same entry point runs in one process (how notebook 09 calls it)."""
-    summary = sft.main([*SMALL, "--max-steps", "1", "--max-examples", "8", "--output-dir", str(tmp_path)])
-    assert summary["world_size"] == 1 and summary["steps"] == 1
-    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+def test_max_examples_is_a_seeded_subset_across_categories():
+    """A file sorted by category must not lose whole categories to --max-examples."""
+    from datasets import Dataset
+
+    cats = ["open_qa"] * 10 + ["summarization"] * 10
+    ds = Dataset.from_list([{"instruction": f"i{k}", "context": "", "response": "r", "category": c}
+                            for k, c in enumerate(cats)])
+    picked = sft.select(ds, None, 8, seed=0)
+    assert len(picked) == 8 and set(picked["category"]) == {"open_qa", "summarization"}
+    assert picked["sample_id"] == sft.select(ds, None, 8, seed=0)["sample_id"]
+    assert [cats[i] for i in picked["sample_id"]] == picked["category"]
+
+
+def test_to_chat_is_notebook_06s_mapping():
+    """User message: the instruction, plus the context after a blank line when there is one; assistant: the response."""
+    plain = sft.to_chat({"instruction": "Name a colour.", "context": "", "response": "Blue.", "category": "open_qa"})
+    assert plain == {"prompt": [{"role": "user", "content": "Name a colour."}],
+                     "completion": [{"role": "assistant", "content": "Blue."}]}
+    with_context = sft.to_chat({"instruction": "Who?", "context": "Ann wrote it.", "response": "Ann."})
+    assert with_context["prompt"][0]["content"] == "Who?\n\nAnn wrote it."
+    assert with_context["completion"] == [{"role": "assistant", "content": "Ann."}]
+
+
+def test_default_targets_are_the_course_list():
+    from gptforall_utils import training
+
+    assert not hasattr(sft, "DEFAULT_TARGETS")
+    assert sft.lora_targets(None) == tuple(training.DEFAULT_LORA_TARGETS)
+    assert sft.lora_targets("q_proj, v_proj") == ("q_proj", "v_proj")
+
+
+def test_heldout_pairs_follow_the_training_categories():
+    from datasets import Dataset
+
+    test = Dataset.from_list([{"instruction": f"i{k}", "context": "", "response": "r", "category": c}
+                              for k, c in enumerate(["open_qa", "brainstorming", "open_qa", "summarization"])])
+    rows, note = sft.heldout(test, ["open_qa"], 5)
+    assert rows["instruction"] == ["i0", "i2"] and note == "open_qa"
+    rows, _ = sft.heldout(test, ["open_qa", "summarization"], 2)
+    assert rows["instruction"] == ["i0", "i2"]
+    rows, note = sft.heldout(test, ["creative_writing"], 3)  # none in the test split: every category, said so
+    assert len(rows) == 3 and "none of creative_writing" in note
+    assert len(sft.heldout(test, ["open_qa"], 0)[0]) == 0
+
+
+def test_collator_records_ids_and_passes_token_columns_only():
+    seen = []
+    collate = sft.RecordingCollator(lambda features: seen.append(features) or "batch")
+    out = collate([{"sample_id": 7, "input_ids": [1, 2], "labels": [-100, 2], "prompt": [{"role": "user"}]}])
+    assert out == "batch" and collate.batches == [[7]]
+    assert seen == [[{"input_ids": [1, 2], "labels": [-100, 2]}]]
+
+
+def test_single_process_run_lowers_heldout_loss(tmp_path):
+    """The same entry point runs in one process (how notebook 09 calls it); two steps on open_qa pairs lower the
+    held-out response loss on open_qa test pairs, so the recipe trains the model, not just runs."""
+    summary = sft.main([*SMALL, "--max-examples", "8", "--categories", "open_qa", "--learning-rate", "1e-3",
+                        "--eval-examples", "4", "--output-dir", str(tmp_path)])
+    assert summary["world_size"] == 1 and summary["steps"] == 2
+    assert summary["heldout_pairs"] == 4 and summary["heldout_categories"] == "open_qa"
+    assert summary["heldout_loss_after"] < summary["heldout_loss_before"], summary
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert set(config["target_modules"]) == set(summary["lora_targets"]) >= {"q_proj", "gate_proj", "down_proj"}
+    assert (config["r"], config["lora_alpha"]) == (16, 32)
     shutil.rmtree(tmp_path)
