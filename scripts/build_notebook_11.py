@@ -364,7 +364,7 @@ same_greedy = greedy_merged == greedy_f16
 print(f"tokenizer identical: {same_tok}; chat template identical: {f16_tok.chat_template == tok.chat_template}")
 print(f"logits vs fp16-rounded merged model: max difference {f16_vs_rounded:.1e} "
       f"({'bit-identical' if f16_vs_rounded == 0 else 'NOT identical'})")
-print(f"logits vs the fp32 merged model: max difference {f16_vs_fp32:.1e} (fp16 rounding of the weights)")
+print(f"logits vs the {env.precision_name(merged.dtype)} merged model: max difference {f16_vs_fp32:.1e} (fp16 rounding of the weights)")
 print(f"greedy answers identical on {len(questions)} prompts: {same_greedy}")
 for a, b in zip(greedy_merged[:2], greedy_f16[:2]):
     print(f"  merged: {a[:90]!r}\\n  F16:    {b[:90]!r}")'''),
@@ -456,7 +456,7 @@ This machine stands in for a laptop: two CPU cores. For each form of the fine-tu
 token** (the prompt is processed, then one token comes out) and **decoding speed** (tokens per second after that), over
 a fixed number of greedy tokens, and the memory the weights take:
 
-- **fp32** in transformers: the merged model as trained;
+- **the merged model** in transformers, as trained (fp32 on a CPU);
 - **int8** in transformers: PyTorch's dynamic quantization (`torch.ao.quantization.quantize_dynamic`: int8 weights
   with one scale per output row, and each layer's *input* quantized to int8 on the fly with one scale for the whole
   tensor, so the matrix products run in integer arithmetic with PyTorch's own CPU kernels). It needs no saved
@@ -472,8 +472,9 @@ with warnings.catch_warnings():
 quality["int8"] = {"perplexity": ppl(int8), "accuracy": accuracy(int8)}
 print(f"int8 (dynamic): perplexity {quality['int8']['perplexity']:.3f}, accuracy {quality['int8']['accuracy']:.3f}")
 
-speeds = {"fp32": speed_dense, "Wanda 50%": speed_pruned, "int8": speed(int8)}
-sizes = {"fp32": mb_dense, "Wanda 50%": mb_pruned, "int8": export.weights_mb(int8)}
+DENSE = env.precision_name(merged.dtype)  # the merged model's own precision: fp32 on a CPU
+speeds = {DENSE: speed_dense, "Wanda 50%": speed_pruned, "int8": speed(int8)}
+sizes = {DENSE: mb_dense, "Wanda 50%": mb_pruned, "int8": export.weights_mb(int8)}
 for qtype, m in forms.items():
     speeds[qtype], sizes[qtype] = speed(m), export.weights_mb(m)
 for name, s in speeds.items():
@@ -514,8 +515,8 @@ outlier features in 16 bits; GGUF's Q8_0 sidesteps it with a scale per block of 
 
 ## 6. Every form of the same fine-tuned model'''),
     ("code", '''
-table = {"fp32 (merged)": ("fp32", None, mb_dense, ppl_merged, acc_merged),
-         "Wanda 50% (fp32)": ("Wanda 50%", None, mb_pruned, curve["wanda"][0.5], acc_wanda50),
+table = {f"{DENSE} (merged)": (DENSE, None, mb_dense, ppl_merged, acc_merged),
+         f"Wanda 50% ({DENSE})": ("Wanda 50%", None, mb_pruned, curve["wanda"][0.5], acc_wanda50),
          "int8 dynamic": ("int8", None, sizes["int8"], quality["int8"]["perplexity"], quality["int8"]["accuracy"])}
 for qtype in GGUF_TYPES:
     table[f"GGUF {qtype} (transformers)"] = (qtype, export.file_mb(files[qtype]), sizes[qtype],
