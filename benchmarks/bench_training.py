@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from gptforall_utils import data, env, memory, models, prompts, training
+from gptforall_utils.recipes import sft
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Notebook 04's gpu profile asks for batch 16 x 4 accumulation: the effective batch the course plans with.
@@ -135,9 +136,8 @@ def main(argv=None) -> int:
     else:  # notebook 06's data and chat format: the user turn (instruction + context) and the answer
         pool = data.load("instructions", "offline", seed=0)["train"].shuffle(seed=0)
         order = [i % len(pool) for i in range(a.examples)]
-        users = [pool[i]["instruction"] + (f"\n\n{pool[i]['context']}" if pool[i]["context"] else "") for i in order]
-        rendered = [tok.apply_chat_template([{"role": "user", "content": u}], add_generation_prompt=True,
-                                            tokenize=False) for u in users]
+        chats = [sft.to_chat(pool[i]) for i in order]  # notebook 06's mapping, as its recipe exports it
+        rendered = [tok.apply_chat_template(c["prompt"], add_generation_prompt=True, tokenize=False) for c in chats]
         targets = [pool[i]["response"] for i in order]
     ds = training.prompt_completion_dataset(tok, rendered, targets)
     sft_ds = ds.__class__.from_dict({"prompt": rendered, "completion": [t + tok.eos_token for t in targets]})
