@@ -109,6 +109,18 @@ def precision_name(dtype) -> str:
     return table[dtype]
 
 
+def to_numpy(tensor):
+    """A tensor as a NumPy array, wherever it lives and whatever its dtype: detached from autograd, copied to the
+    CPU, and cast to float32 when it is a half-precision float (NumPy has no bfloat16). The one way notebooks and
+    helpers hand tensors to NumPy/matplotlib: `.numpy()` on a card tensor raises on a GPU only."""
+    import torch
+
+    t = tensor.detach()
+    if t.dtype in (torch.float16, torch.bfloat16):
+        t = t.float()
+    return t.cpu().numpy()
+
+
 def gpu_memory_cap_gb() -> float | None:
     """GiB that GPTFORALL_GPU_MEMORY_GB allows this process on the card (None when unset)."""
     raw = os.environ.get(GPU_MEMORY_ENV, "").strip()
