@@ -109,6 +109,33 @@ def precision_name(dtype) -> str:
     return table[dtype]
 
 
+# How closely two computations of the same numbers agree when they differ only in rounding (batched vs one by
+# one, a merged adapter vs the unmerged one, a helper vs the same sum by hand), per precision, as (rtol, atol) in
+# torch.allclose's sense: |a - b| <= atol + rtol * |b|. The one place such tolerances live: notebooks and tests
+# call `rounding_tolerance`/`agree` instead of writing their own numbers. fp32 rounds at about 6e-8 relative,
+# bf16 at 2**-8 (about 4e-3) and fp16 at 2**-11 per operation, and a forward pass accumulates many operations.
+ROUNDING_TOLERANCE = {"fp32": (1e-5, 1e-3), "fp16": (1e-2, 5e-2), "bf16": (5e-2, 2e-1)}
+
+
+def rounding_tolerance(precision: str) -> tuple[float, float]:
+    """(rtol, atol) for comparing two computations that differ only in rounding, at this precision name
+    ("fp32", "fp16", "bf16"; see ROUNDING_TOLERANCE)."""
+    if precision not in ROUNDING_TOLERANCE:
+        raise ValueError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    return ROUNDING_TOLERANCE[precision]
+
+
+def agree(a, b, precision: str) -> bool:
+    """True when every element of `a` is within the rounding tolerance of `b` at `precision` (numbers, lists,
+    NumPy arrays or tensors; compared in float64 on the CPU)."""
+    import numpy as np
+
+    rtol, atol = rounding_tolerance(precision)
+    a = to_numpy(a) if hasattr(a, "detach") else np.asarray(a, dtype=np.float64)
+    b = to_numpy(b) if hasattr(b, "detach") else np.asarray(b, dtype=np.float64)
+    return bool(np.allclose(a.astype(np.float64), b.astype(np.float64), rtol=rtol, atol=atol))
+
+
 def to_numpy(tensor):
     """A tensor as a NumPy array, wherever it lives and whatever its dtype: detached from autograd, copied to the
     CPU, and cast to float32 when it is a half-precision float (NumPy has no bfloat16). The one way notebooks and
