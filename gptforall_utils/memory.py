@@ -8,6 +8,7 @@ high-water mark cannot be reset).
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -153,7 +154,34 @@ HARDWARE: dict[str, Hardware] = {
     "A100 40 GB": Hardware(memory_gb=40, usd_per_hour=1.30, tflops=312),
     "A100 80 GB": Hardware(memory_gb=80, usd_per_hour=1.80, tflops=312),
     "H100 80 GB": Hardware(memory_gb=80, usd_per_hour=2.50, tflops=989),
+    "H200 141 GB": Hardware(memory_gb=141, usd_per_hour=3.50, tflops=989),
 }
+
+# The model number of each GPU row, as it appears in the device name torch reports ("Tesla T4", "NVIDIA L4",
+# "NVIDIA A100-SXM4-80GB", "NVIDIA H100 80GB HBM3", "NVIDIA H200"), matched as a whole word: "L4" is not "L40S".
+CARD_MODELS = {"Colab T4 16 GB": "T4", "L4 24 GB": "L4", "A100 40 GB": "A100", "A100 80 GB": "A100",
+               "H100 80 GB": "H100", "H200 141 GB": "H200"}
+
+
+def hardware_row(device_name: str, memory_gib: float | None = None) -> str:
+    """The HARDWARE row of a CUDA card, from the name torch reports (`torch.cuda.get_device_name`) and the
+    memory it reports (`get_device_properties(i).total_memory / GIB`).
+
+    The model number decides, as a whole word of the name, so every row of that model is a candidate; among
+    them (A100 40 GB / 80 GB) the memory written in the name ("A100-SXM4-80GB") decides, else the nearest to
+    `memory_gib`, else the first. A card whose model is in no row is priced as the GPU row with the nearest
+    memory (the first of a tie): give `memory_gib` then, or it raises ValueError.
+    """
+    rows = [row for row, model in CARD_MODELS.items() if re.search(rf"(?<![A-Za-z0-9]){model}(?![A-Za-z0-9])",
+                                                                    device_name, re.IGNORECASE)]
+    written = re.search(r"(\d+)\s*GB", device_name, re.IGNORECASE)
+    if rows and written:
+        rows = [row for row in rows if HARDWARE[row]["memory_gb"] == int(written.group(1))] or rows
+    if len(rows) == 1 or rows and memory_gib is None:
+        return rows[0]
+    if memory_gib is None:
+        raise ValueError(f"{device_name!r} is not in memory.HARDWARE and no memory_gib was given to price it by.")
+    return min(rows or CARD_MODELS, key=lambda row: abs(HARDWARE[row]["memory_gb"] - memory_gib))
 
 
 # ---------------------------------------------------------------- memory math (pure functions)

@@ -253,3 +253,32 @@ def test_plan_says_when_nothing_fits_and_leaves_a_cpu_alone():
     assert capped.batch_size <= 20 and capped.batch_size * capped.grad_accum == 64
     with pytest.raises(ValueError, match="usable_gb"):
         memory.plan_step("SmolLM2-135M", "lora", "bf16", 8, 1, 64, usable_gb=0)
+
+
+# Names and memory (GiB) as torch reports them on these cards.
+CARDS = [("NVIDIA H100 80GB HBM3", 79.1, "H100 80 GB"), ("NVIDIA H100 PCIe", 79.2, "H100 80 GB"),
+         ("NVIDIA H200", 139.8, "H200 141 GB"), ("NVIDIA A100-SXM4-40GB", 39.4, "A100 40 GB"),
+         ("NVIDIA A100-SXM4-80GB", 79.2, "A100 80 GB"), ("NVIDIA A100-PCIE-40GB", 39.4, "A100 40 GB"),
+         ("Tesla T4", 14.6, "Colab T4 16 GB"), ("NVIDIA L4", 22.0, "L4 24 GB"),
+         # not in the table: priced as the GPU row with the nearest memory ("L40S" is not "L4", "A10G" not "A100")
+         ("NVIDIA A10G", 22.3, "L4 24 GB"), ("NVIDIA L40S", 44.4, "A100 40 GB"),
+         ("Some Future Accelerator", 150.0, "H200 141 GB")]
+
+
+@pytest.mark.parametrize("name,gib,row", CARDS)
+def test_hardware_row_identifies_real_device_names(name, gib, row):
+    assert memory.hardware_row(name, gib) == row
+    assert row in memory.HARDWARE
+
+
+def test_hardware_row_reads_the_model_from_the_name_before_the_memory():
+    # the model number decides over the memory: an H100 capped to 40 GiB is still an H100
+    assert memory.hardware_row("NVIDIA H100 80GB HBM3", 40.0) == "H100 80 GB"
+    # among one model's rows: the memory in the name, else the card's, else the first row
+    assert memory.hardware_row("NVIDIA A100-SXM4-80GB", 39.0) == "A100 80 GB"
+    assert memory.hardware_row("NVIDIA A100 Graphics Device", 79.0) == "A100 80 GB"
+    assert memory.hardware_row("NVIDIA A100 Graphics Device") == "A100 40 GB"
+    assert memory.hardware_row("NVIDIA H200") == "H200 141 GB"
+    with pytest.raises(ValueError, match="A10G"):
+        memory.hardware_row("NVIDIA A10G")
+    assert "CPU machine 24 GB" not in {memory.hardware_row(f"unknown {g}", g) for g in (1, 24, 500)}
