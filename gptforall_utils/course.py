@@ -6,8 +6,11 @@
 Each notebook gets the parameters of the notebook contract (docs/DESIGN.md) with
 OUTPUT_DIR=reports/<profile>; it writes reports/<profile>/<notebook>/metrics.json (and figures).
 The runner records status and wall time, keeps the executed notebooks in
-reports/<profile>/executed/, and writes reports/<profile>/results.md and results.json. The exit code is non-zero when a notebook fails;
-the failing notebook and cell are named.
+reports/<profile>/executed/, and writes reports/<profile>/results.md and results.json. It then checks each notebook's
+learning bars (gptforall_utils/bars.py) against its metrics.json, puts the table in results.md and prints it. The exit
+code is non-zero when a notebook fails (the notebook and cell are named) or a bar falls short (the bar is named).
+
+    python -m gptforall_utils.course bars --profile cpu     # check the bars of an existing report again
 """
 
 from __future__ import annotations
@@ -190,9 +193,16 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def bar_results(results: list[NotebookResult], profile: str) -> list:
+    """Every learning bar of the notebooks in `results`, checked against their recorded figures (bars.py)."""
+    from . import bars
+
+    return [b for r in results for b in bars.check(r.notebook, profile, r.metrics if r.status == "ok" else None)]
+
+
 def write_report(results: list[NotebookResult], output_dir: Path, profile: str) -> Path:
-    """reports/<profile>/results.md (tables, figures) and results.json (machine-readable)."""
-    from . import env
+    """reports/<profile>/results.md (tables, learning bars, figures) and results.json (machine-readable)."""
+    from . import bars, env
 
     info = env.environment()
     lines = [
@@ -212,6 +222,16 @@ def write_report(results: list[NotebookResult], output_dir: Path, profile: str) 
         lines.append(f"| {r.notebook} | {status} | {r.seconds:.1f} | {figures} |")
     total = sum(r.seconds for r in results)
     lines += ["", f"Total: {total:.0f} s for {len(results)} notebook(s).", ""]
+    checked = bar_results(results, profile)
+    lines += ["## Learning bars", ""]
+    if checked:
+        short = [b for b in checked if not b.holds]
+        lines += [f"{len(checked) - len(short)} of {len(checked)} bars hold"
+                  + (f"; **{len(short)} fall short**." if short else "."), ""]
+        lines += bars.table(checked) + [""]
+    else:
+        lines += [f"No bars in the `{profile}` profile for these notebooks (bars: gptforall_utils/bars.py; the smoke "
+                  "profile proves that the code runs, not that learning happens).", ""]
     for r in results:
         lines += [f"## {r.notebook}", ""]
         if r.metrics:
@@ -224,9 +244,35 @@ def write_report(results: list[NotebookResult], output_dir: Path, profile: str) 
         lines += ["", f"Executed notebook: `executed/{r.notebook}.ipynb`", ""]
     out = output_dir / "results.md"
     out.write_text("\n".join(lines) + "\n")
+    bar_rows = [{"notebook": b.bar.notebook, "check": b.bar.check, "status": b.status, "values": b.values}
+                for b in checked]
     (output_dir / "results.json").write_text(json.dumps(
-        {"profile": profile, "environment": info, "notebooks": [asdict(r) for r in results]}, indent=2) + "\n")
+        {"profile": profile, "environment": info, "notebooks": [asdict(r) for r in results], "bars": bar_rows},
+        indent=2) + "\n")
     return out
+
+
+def print_bars(checked: list) -> list:
+    """Print the bar table to the terminal; returns the bars that fall short."""
+    short = [b for b in checked if not b.holds]
+    if not checked:
+        return short
+    print(f"\nLearning bars: {len(checked) - len(short)} of {len(checked)} hold")
+    for b in checked:
+        mark = "holds " if b.holds else b.status.upper().ljust(6)
+        print(f"  {mark} {b.bar.notebook}  {b.bar.check}    [{b.describe_values()}]")
+    for b in short:
+        print(f"BAR {b.status.upper()} in {b.bar.notebook}: {b.bar.check} ({b.bar.why}; {b.describe_values()})",
+              file=sys.stderr)
+    return short
+
+
+def load_report(output_dir: Path) -> list[NotebookResult]:
+    """The notebooks of an existing report (results.json), for checking its bars again."""
+    path = Path(output_dir) / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"No report at {path}; run `python -m gptforall_utils.course run` first.")
+    return [NotebookResult(**n) for n in json.loads(path.read_text())["notebooks"]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,23 +289,36 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--data", default="auto")
     r.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     r.add_argument("--notebooks-dir", default=str(NOTEBOOKS), help="folder of NN_topic.ipynb notebooks")
+    b = sub.add_parser("bars", help="check the learning bars of an existing report (reports/<profile>/results.json)")
+    b.add_argument("--profile", default="auto", help="cpu | gpu | auto")
+    b.add_argument("--reports", default=str(REPORTS), help="report folder (default reports/)")
     sub.add_parser("list", help="list the notebooks")
     args = parser.parse_args(argv)
     if args.command == "list":
         for p in discover(solutions=True):
             print(p.relative_to(ROOT))
         return 0
+    if args.command == "bars":
+        from .env import resolve_profile
+
+        profile = resolve_profile(args.profile)
+        checked = bar_results(load_report(Path(args.reports) / profile), profile)
+        if not checked:
+            print(f"No bars in the {profile} profile for the notebooks of this report.")
+        return 1 if print_bars(checked) else 0
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     results = run_course(args.profile, args.only, args.solutions, Path(args.reports), args.seed, args.model,
                          args.data, notebooks_dir=Path(args.notebooks_dir), timeout=args.timeout)
     failed = [r for r in results if r.status != "ok"]
     from .env import resolve_profile
 
-    report = Path(args.reports) / resolve_profile(args.profile) / "results.md"
+    profile = resolve_profile(args.profile)
+    short = print_bars(bar_results(results, profile))
+    report = Path(args.reports) / profile / "results.md"
     print(f"\n{len(results) - len(failed)}/{len(results)} notebooks ok; report: {report}")
     for f in failed:
         print(f"FAILED {f.notebook}: {f.error}  (see {f.executed})", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or short else 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import math
 
 import pytest
 
+from gptforall_utils import bars
+
 METHODS = ("full", "lora", "prompt_tuning", "qlora")
 PER_METHOD = ("trainable_params", "peak_memory_mb", "train_seconds", "accuracy")
 
@@ -68,11 +70,9 @@ def test_04_smoke_records_the_required_figures(notebook_run):
 def test_04_cpu_profile_lora_learns_sentiment(notebook_run):
     result = notebook_run("04_sentiment_classification", profile="cpu")
     assert result.status == "ok", result.error
-    m = result.metrics
-    assert m["n_eval"] >= 200
-    assert m["accuracy_lora"] >= 0.85, m
-    assert m["accuracy_lora"] >= m["accuracy_zero_shot"] + 0.08, m
-    assert m["lora_final_loss"] < 0.5
+    # The bars (gptforall_utils/bars.py, the ones `make course` checks): at least 200 held out, LoRA >= 0.85 and
+    # 8 points above zero-shot, a training loss that falls and ends below 0.5.
+    assert not bars.failures("04", "cpu", result.metrics), bars.failures("04", "cpu", result.metrics)
     # The 10-minute target is a measured figure (reports/cpu/results.md, README), not an assertion:
     # wall time depends on the machine's load (docs/DESIGN.md: timings belong in benchmarks and reports).
 
@@ -101,14 +101,10 @@ def _printed_summary(executed) -> dict:
 
 
 @pytest.mark.notebooks
-def test_04_bf16_on_a_cpu_trains_with_a_finite_falling_loss(tmp_path, monkeypatch):
+def test_04_bf16_on_a_cpu_trains_with_a_finite_falling_loss(notebook_run):
     """The half-precision path without a GPU: GPTFORALL_PRECISION=bf16 loads the frozen base in bf16 and trains
-    the fp32 adapters under bf16 autocast. The kernel inherits os.environ; the run has its own reports folder."""
-    from gptforall_utils import course
-
-    monkeypatch.setenv("GPTFORALL_PRECISION", "bf16")
-    path = next(p for p in course.discover() if p.stem.startswith("04_"))
-    result = course.run_notebook(path, "smoke", tmp_path / "bf16")
+    the fp32 adapters under bf16 autocast (the bf16 stream's run of 04, tests/test_notebooks_half.py)."""
+    result = notebook_run("04_sentiment_classification", variant="bf16")
     # A NaN logit would have stopped the notebook (label scoring refuses non-finite scores), so "ok" means
     # finite logits before and after training; a NaN loss would have raised DivergedError.
     assert result.status == "ok", result.error

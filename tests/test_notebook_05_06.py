@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from gptforall_utils import bars
+
 METHODS = ("zero_shot", "one_shot", "few_shot", "full", "lora")
 ROUGE_KEYS = [f"{k}_{m}" for m in METHODS for k in ("rouge1", "rouge2", "rougeL")]
 SFT_KEYS = ("response_loss_before", "response_loss_after", "eos_rate_after")
@@ -47,13 +49,11 @@ def test_06_records_response_loss_and_eos_rate(notebook_run):
 @pytest.mark.course_bars
 def test_05_cpu_profile_lora_beats_zero_shot(notebook_run):
     m = _ok(notebook_run("05_dialog_summarization", profile="cpu"))
-    assert m["n_eval"] == 40
-    assert m["rougeL_lora"] >= m["rougeL_zero_shot"] + 0.05, m
+    assert not bars.failures("05", "cpu", m), bars.failures("05", "cpu", m)  # n_eval 40, LoRA +0.05 ROUGE-L
 
 
 @pytest.mark.course_bars
 def test_06_cpu_profile_sft_lowers_response_loss_and_stops(notebook_run):
     m = _ok(notebook_run("06_instruction_tuning_alpaca_dolly", profile="cpu"))
-    assert m["n_eval"] == 35 and m["n_train"] == 326  # the whole offline test and train splits
-    assert m["response_loss_after"] <= 0.9 * m["response_loss_before"], m
-    assert m["eos_rate_after"] >= 0.9, m
+    # bars.py: the whole offline splits, held-out response loss -10%, nine answers in ten stop at the end of turn.
+    assert not bars.failures("06", "cpu", m), bars.failures("06", "cpu", m)

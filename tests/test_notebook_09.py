@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from gptforall_utils import memory
+from gptforall_utils import bars, memory
 
 pytestmark = pytest.mark.notebooks
 
@@ -71,12 +71,6 @@ def test_notebook_09_solutions(notebook_run):
 def test_09_cpu_profile_adapters_learn_and_answer_sensibly(notebook_run):
     r = notebook_run("09_scaling_out_and_serving", profile="cpu")
     assert r.status == "ok", r.error
-    m = r.metrics
-    for task in ("qa", "creative"):
-        before, after = m[f"heldout_loss_base_{task}"], m[f"heldout_loss_after_{task}"]
-        assert m[f"heldout_pairs_{task}"] >= 10, m
-        # Learning, by a clear margin: at least 5% below the base model on held-out pairs of its categories.
-        assert after <= 0.95 * before, (task, before, after)
-        # A looping answer ("Bran, Bran, ...") has few distinct words.
-        assert m[f"distinct_words_{task}"] >= 0.5, (task, m[f"distinct_words_{task}"])
-    assert m["mixed_batch_matches"] == 1 and m["served_matches_merged"] == 1 and m["merged_same_greedy"] == 1
+    # bars.py: each adapter judged on >= 10 held-out pairs lowers their loss by 5%, answers that do not loop, and
+    # serving that answers as merged and as each request alone.
+    assert not bars.failures("09", "cpu", r.metrics), bars.failures("09", "cpu", r.metrics)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from gptforall_utils import bars
+
 KEYS = ("preference_accuracy_before", "preference_accuracy_after", "reward_margin_before", "reward_margin_after",
         "kl_per_token_after", "loss_check_abs_diff", "answer_words_before", "answer_words_after", "n_train", "n_test")
 
@@ -33,8 +35,7 @@ def test_10_records_preference_figures_and_the_loss_check(notebook_run):
 @pytest.mark.course_bars
 def test_10_cpu_profile_dpo_learns_the_held_out_preference(notebook_run):
     m = _ok(notebook_run("10_preference_alignment_dpo", profile="cpu"))
-    assert m["n_test"] == 35  # the whole offline test split, never trained on
+    # bars.py: the whole offline test split, held-out preference accuracy >= 0.75, a growing reward margin, and
+    # the hand-written loss equal to TRL's.
+    assert not bars.failures("10", "cpu", m), bars.failures("10", "cpu", m)
     assert m["preference_accuracy_before"] == 0.5
-    assert m["preference_accuracy_after"] >= 0.75, m
-    assert m["reward_margin_after"] > m["reward_margin_before"], m
-    assert m["loss_check_abs_diff"] < 1e-4
