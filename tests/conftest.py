@@ -1,11 +1,16 @@
 """Shared fixtures. Tests never reach the Hub: HF_HUB_OFFLINE=1 is set before anything imports.
 
-The Hub path is still tested: `hub_mirror` serves the real Hub rows of ../shared/hub_samples (and a
-model folder) through GPTFORALL_HUB_MIRROR, the same mechanism instructors use without network.
+The Hub path is still tested, in every clone: `hub_mirror` serves Hub rows (and a model folder) through
+GPTFORALL_HUB_MIRROR, the same mechanism instructors use without network. Two sources of Hub rows, in the same layout:
+the course-written fixtures of tests/hub_fixtures/ (always there; every quirk the loaders handle) and the real rows
+of ../shared/hub_samples (where that folder exists). The notebook runs use one source per session (the samples where
+they exist, else the fixtures); the unit tests that take `hub_source`/`use_hub_mirror` run on each source there is.
+GPTFORALL_TEST_HUB_SOURCE=fixtures|samples forces one source for everything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -17,33 +22,71 @@ os.environ.pop("GPTFORALL_HUB_MIRROR", None)  # a mirror is set only by the test
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# The real Hub rows (exact Hub schema, 40 rows a split): ../shared/hub_samples next to the repository root.
+# The real Hub rows (exact Hub schema, 40 rows a split): ../shared/hub_samples next to the repository root; optional.
 HUB_SAMPLES = ROOT.parent / "shared" / "hub_samples"
-# Datasets the samples lack (e.g. a new task's), as test fixtures in the same layout: <org>__<name>[__<config>]/.
+# Course-written rows in the same layout and schema, for every Hub dataset the course loads: <org>__<name>[__<config>]/.
 HUB_FIXTURES = ROOT / "tests" / "hub_fixtures"
+HUB_SOURCE_ENV = "GPTFORALL_TEST_HUB_SOURCE"  # "fixtures" | "samples": force one source of Hub rows
+
+
+def _forced_source() -> str | None:
+    forced = os.environ.get(HUB_SOURCE_ENV, "").strip() or None
+    if forced not in (None, "fixtures", "samples"):
+        raise pytest.UsageError(f"{HUB_SOURCE_ENV}={forced!r}; use 'fixtures' or 'samples'")
+    return forced
+
+
+def _samples_present() -> bool:
+    return (HUB_SAMPLES / "README.md").is_file()
+
+
+def hub_sources() -> list[str]:
+    """The sources of Hub rows the unit tests run on: the fixtures always, the real samples where they exist."""
+    forced = _forced_source()
+    if forced:
+        return [forced]
+    return ["fixtures"] + (["samples"] if _samples_present() else [])
+
+
+def default_hub_source() -> str:
+    """The one source the notebook runs use: forced, else the real samples where they exist, else the fixtures."""
+    return _forced_source() or ("samples" if _samples_present() else "fixtures")
+
+
 # The Hub id the gpu profile uses; in the mirror it is served by the embedded 135M checkpoint.
 HUB_MODEL = "HuggingFaceTB/SmolLM2-360M-Instruct"
 # Its base (pretrained-only) sibling, where notebook 06 starts SFT on the Hub path; also served by the embedded
 # checkpoint in the mirror (the code path is tested, not the base model's behaviour).
 HUB_BASE_MODEL = "HuggingFaceTB/SmolLM2-360M"
-VARIANTS = ("offline", "hub")
+# "offline": the runner's defaults. "hub": DATA="hub" and HUB_MODEL from a Hub mirror. "bf16"/"fp16": offline with
+# GPTFORALL_PRECISION set, the half-precision stream (half-precision weights where a GPU would have them, the same
+# autocast and guards, on the CPU).
+VARIANTS = ("offline", "hub", "bf16", "fp16")
 
 
 def hub_samples() -> Path:
-    """The hub_samples folder, or a skip that says why the Hub-path tests cannot run."""
-    if not (HUB_SAMPLES / "README.md").is_file():
-        pytest.skip(f"no Hub samples at {HUB_SAMPLES} (../shared/hub_samples next to the repository root); "
-                    "the Hub-path tests need the real Hub rows")
+    """The hub_samples folder (the real rows); fails, saying why, when they are absent (`hub_source` tests only
+    ask for it where they exist, or where GPTFORALL_TEST_HUB_SOURCE=samples asks for them)."""
+    if not _samples_present():
+        pytest.fail(f"no Hub samples at {HUB_SAMPLES} (../shared/hub_samples next to the repository root), "
+                    f"but {HUB_SOURCE_ENV}=samples asks for them")
     return HUB_SAMPLES
 
 
+def hub_rows_folder(source: str) -> Path:
+    """The folder of Hub dataset folders for a source: the real samples or the course-written fixtures."""
+    return hub_samples() if source == "samples" else HUB_FIXTURES
+
+
 def build_hub_mirror(folder: Path, datasets: dict[str, Path] | None = None,
-                     models: dict[str, Path] | None = None) -> Path:
-    """A Hub mirror in `folder`: a link to every dataset folder of hub_samples and of tests/hub_fixtures/, plus
-    `datasets` (folder name -> a dataset folder in the same layout) and `models` (Hub id -> a saved model
+                     models: dict[str, Path] | None = None, source: str | None = None) -> Path:
+    """A Hub mirror in `folder`: a link to every dataset folder of the source's rows (`source`: "samples" or
+    "fixtures"; default: default_hub_source()), then the fixtures of datasets the samples lack (UltraFeedback),
+    plus `datasets` (folder name -> a dataset folder in the same layout) and `models` (Hub id -> a saved model
     folder). Returns `folder`, ready for GPTFORALL_HUB_MIRROR."""
     folder.mkdir(parents=True, exist_ok=True)
-    sources = [hub_samples()] + ([HUB_FIXTURES] if HUB_FIXTURES.is_dir() else [])
+    source = source or default_hub_source()
+    sources = [HUB_FIXTURES] + ([hub_samples()] if source == "samples" else [])  # later sources win
     links = {p.name: p for src in sources for p in src.iterdir() if (p / "schema.json").is_file()}
     links.update(datasets or {})
     links.update({hub_id.replace("/", "__"): path for hub_id, path in (models or {}).items()})
@@ -54,31 +97,50 @@ def build_hub_mirror(folder: Path, datasets: dict[str, Path] | None = None,
     return folder
 
 
+_MIRRORS: dict[str, Path] = {}
+
+
+def _session_mirror(tmp_path_factory, source: str) -> Path:
+    """One mirror per source per session: the source's rows, ARC-Easy (built from its asset) and the model ids."""
+    if source not in _MIRRORS:
+        from hub_mirror_arc import FOLDER as ARC_FOLDER
+        from hub_mirror_arc import build_arc_mirror
+
+        from gptforall_utils import models
+
+        arc = build_arc_mirror(tmp_path_factory.mktemp("hub_arc"))  # ARC-Easy, from the asset's real Hub rows
+        _MIRRORS[source] = build_hub_mirror(
+            tmp_path_factory.mktemp(f"hub_mirror_{source}"), datasets={ARC_FOLDER: arc}, source=source,
+            models={HUB_MODEL: models.ensure_embedded(), HUB_BASE_MODEL: models.ensure_embedded()})
+    return _MIRRORS[source]
+
+
+@pytest.fixture(params=hub_sources())
+def hub_source(request) -> str:
+    """'fixtures' (always) and 'samples' (where ../shared/hub_samples exists): a test taking it runs on each."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def hub_mirror(tmp_path_factory):
-    """A Hub mirror of ../shared/hub_samples (plus ARC-Easy, built from its asset) and a model folder for HUB_MODEL.
+    """The notebook runs' Hub mirror: ONE source per session (default_hub_source(): the real rows of
+    ../shared/hub_samples where they exist, else the course-written fixtures of tests/hub_fixtures/), plus ARC-Easy
+    (built from its asset) and a model folder for HUB_MODEL and HUB_BASE_MODEL. Never skips.
 
-    The 360M id is served by the embedded 135M checkpoint (a link to its cached folder): the Hub
-    path's code is what is tested, not the larger model's weights. Skips when hub_samples is absent.
+    The 360M ids are served by the embedded 135M checkpoint (a link to its cached folder): the Hub
+    path's code is what is tested, not the larger model's weights.
     """
-    from hub_mirror_arc import FOLDER as ARC_FOLDER
-    from hub_mirror_arc import build_arc_mirror
-
-    from gptforall_utils import models
-
-    hub_samples()
-    arc = build_arc_mirror(tmp_path_factory.mktemp("hub_arc"))  # ARC-Easy, from the asset's real Hub rows
-    return build_hub_mirror(tmp_path_factory.mktemp("hub_mirror"), datasets={ARC_FOLDER: arc},
-                            models={HUB_MODEL: models.ensure_embedded(), HUB_BASE_MODEL: models.ensure_embedded()})
+    return _session_mirror(tmp_path_factory, default_hub_source())
 
 
 @pytest.fixture
 def make_hub_mirror(tmp_path, monkeypatch):
-    """make_hub_mirror(datasets={folder name: path}, models={hub id: path}) -> a mirror (hub_samples, tests/hub_fixtures
-    and the extras), set as GPTFORALL_HUB_MIRROR for this test."""
+    """make_hub_mirror(datasets={folder name: path}, models={hub id: path}, source=...) -> a mirror (the source's
+    rows, the fixtures and the extras), set as GPTFORALL_HUB_MIRROR for this test."""
 
-    def make(datasets: dict[str, Path] | None = None, models: dict[str, Path] | None = None) -> Path:
-        folder = build_hub_mirror(tmp_path / "hub_mirror", datasets, models)
+    def make(datasets: dict[str, Path] | None = None, models: dict[str, Path] | None = None,
+             source: str | None = None) -> Path:
+        folder = build_hub_mirror(tmp_path / f"hub_mirror_{source or 'default'}", datasets, models, source)
         monkeypatch.setenv("GPTFORALL_HUB_MIRROR", str(folder))
         return folder
 
@@ -86,10 +148,12 @@ def make_hub_mirror(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def use_hub_mirror(hub_mirror, monkeypatch):
-    """GPTFORALL_HUB_MIRROR set to `hub_mirror` for one test (HF_HUB_OFFLINE stays set)."""
-    monkeypatch.setenv("GPTFORALL_HUB_MIRROR", str(hub_mirror))
-    return hub_mirror
+def use_hub_mirror(hub_source, tmp_path_factory, monkeypatch):
+    """GPTFORALL_HUB_MIRROR set, for one test, to the mirror of `hub_source` (a test taking it runs once per source:
+    the fixtures, and the real samples where they exist); HF_HUB_OFFLINE stays set."""
+    mirror = _session_mirror(tmp_path_factory, hub_source)
+    monkeypatch.setenv("GPTFORALL_HUB_MIRROR", str(mirror))
+    return mirror
 
 
 class NotebookRuns:
@@ -98,7 +162,8 @@ class NotebookRuns:
     variant "offline": the runner's defaults (embedded model, offline data when the Hub is unreachable);
     runs land in reports/<profile>/ like `make course`'s. Variant "hub": DATA="hub" and MODEL=HUB_MODEL
     served from a Hub mirror (GPTFORALL_HUB_MIRROR, inherited by the kernel); runs land in
-    reports/<profile>-hub/, so they never overwrite the offline figures. The session ends by writing
+    reports/<profile>-hub/, so they never overwrite the offline figures. Variants "bf16" and "fp16": offline with
+    GPTFORALL_PRECISION set for the kernel, in reports/<profile>-bf16/ and -fp16/. The session ends by writing
     each folder's results.md: a test run doubles as a measured smoke run of the course.
     """
 
@@ -136,17 +201,28 @@ class NotebookRuns:
             out = self.folder(profile, variant)
             if variant == "offline":
                 self.cache[key] = course.run_notebook(path, profile, out)
-            else:
-                before = os.environ.get("GPTFORALL_HUB_MIRROR")
-                os.environ["GPTFORALL_HUB_MIRROR"] = str(mirror)  # the kernel inherits os.environ
-                try:
+            elif variant == "hub":
+                with _environ(GPTFORALL_HUB_MIRROR=str(mirror)):  # the kernel inherits os.environ
                     self.cache[key] = course.run_notebook(path, profile, out, model=HUB_MODEL, data="hub")
-                finally:
-                    if before is None:
-                        os.environ.pop("GPTFORALL_HUB_MIRROR", None)
-                    else:
-                        os.environ["GPTFORALL_HUB_MIRROR"] = before
+            else:
+                with _environ(GPTFORALL_PRECISION=variant):
+                    self.cache[key] = course.run_notebook(path, profile, out)
         return self.cache[key]
+
+
+@contextlib.contextmanager
+def _environ(**values: str):
+    """Set environment variables for the block (a kernel started inside inherits them), then restore them."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """The Hub mirror (GPTFORALL_HUB_MIRROR): datasets served from disk exactly as `datasets.load_dataset` returns
-them, every task's `hub()` on the real Hub rows of ../shared/hub_samples, Hub model ids served from a saved
-folder, and the one rule that a mirror counts as the Hub."""
+them, every task's `hub()` on Hub rows from each source (the course-written fixtures of tests/hub_fixtures/, and the
+real rows of ../shared/hub_samples where they exist), the fixtures' schema checked equal to the samples', Hub model
+ids served from a saved folder, and the one rule that a mirror counts as the Hub."""
 
 from __future__ import annotations
 
@@ -8,17 +9,17 @@ import json
 import os
 
 import pytest
-from conftest import HUB_MODEL, hub_samples  # noqa: I001
+from conftest import HUB_FIXTURES, HUB_MODEL, HUB_SAMPLES, hub_rows_folder, hub_samples, hub_sources  # noqa: I001
 
 from gptforall_utils import data, env, models
 from gptforall_utils.data import benchmark_questions, dialogsum, instructions, medical
 
 
-def fake_load_dataset(path, name=None, *, split=None):
+def fake_load_dataset(path, name=None, *, split=None, source="samples"):
     """The reference reader of hub_samples/README.md: rows cast to schema.json's features, Hub split order."""
     import datasets
 
-    folder = hub_samples() / (path.replace("/", "__") + (f"__{name}" if name else ""))
+    folder = hub_rows_folder(source) / (path.replace("/", "__") + (f"__{name}" if name else ""))
     schema = json.loads((folder / "schema.json").read_text(encoding="utf-8"))
     features = data.features_from_schema(schema["features"])
     parts = {}
@@ -34,6 +35,36 @@ def sample_ids():
                   if (p / "schema.json").is_file())
 
 
+FIXTURE_NAMES = sorted(p.name for p in HUB_FIXTURES.iterdir() if (p / "schema.json").is_file())
+
+
+def test_every_hub_dataset_the_course_loads_has_a_course_written_fixture():
+    # ARC-Easy is built at test time from its asset (tests/hub_mirror_arc.py); every other one is written here.
+    wanted = {data.mirror_name(hub_id, config) for name in data.tasks()
+              for hub_id, config in data.get_task(name).hub_datasets} - {"allenai__ai2_arc__ARC-Easy"}
+    assert wanted == set(FIXTURE_NAMES), wanted ^ set(FIXTURE_NAMES)
+    for name in FIXTURE_NAMES:
+        schema = json.loads((HUB_FIXTURES / name / "schema.json").read_text(encoding="utf-8"))
+        assert "written for this course" in schema["sample_source"].lower(), name
+        assert list(data.read_mirror_folder(HUB_FIXTURES / name)) == list(schema["splits"])
+
+
+if "samples" in hub_sources():  # collected only where ../shared/hub_samples exists (no skip elsewhere)
+    @pytest.mark.parametrize("name", [n for n in FIXTURE_NAMES if (HUB_SAMPLES / n).is_dir()])
+    def test_fixture_schema_equals_the_real_samples_schema(name):
+        # Where ../shared/hub_samples exists: the fixture's schema is the real rows' schema.json, field for field.
+        fixture = json.loads((HUB_FIXTURES / name / "schema.json").read_text(encoding="utf-8"))
+        real = json.loads((hub_samples() / name / "schema.json").read_text(encoding="utf-8"))
+        for key in ("hub_id", "config", "splits", "features", "column_order", "licence"):
+            assert fixture[key] == real[key], (name, key)
+        fixture_rows = data.read_mirror_folder(HUB_FIXTURES / name)
+        real_rows = data.read_mirror_folder(hub_samples() / name)
+        assert list(fixture_rows) == list(real_rows)
+        for split in real_rows:
+            assert fixture_rows[split].features == real_rows[split].features
+            assert fixture_rows[split].column_names == real_rows[split].column_names
+
+
 def test_tests_never_reach_the_real_hub():
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     assert env.hub_reachable() is False
@@ -43,12 +74,12 @@ def test_tests_never_reach_the_real_hub():
 @pytest.mark.parametrize("hub_id", ["cornell-movie-review-data/rotten_tomatoes", "Salesforce/wikitext",
                                     "databricks/databricks-dolly-15k", "tatsu-lab/alpaca", "knkarthick/dialogsum",
                                     "TimSchopf/medical_abstracts", "HuggingFaceH4/mt_bench_prompts"])
-def test_mirror_serves_what_load_dataset_returns(use_hub_mirror, hub_id):
+def test_mirror_serves_what_load_dataset_returns(use_hub_mirror, hub_source, hub_id):
     config = "wikitext-2-raw-v1" if hub_id == "Salesforce/wikitext" else None
     folder = use_hub_mirror / data.mirror_name(hub_id, config)
     schema = json.loads((folder / "schema.json").read_text())
     got = data.hub_dataset(hub_id, config)
-    want = fake_load_dataset(hub_id, config)
+    want = fake_load_dataset(hub_id, config, source=hub_source)
     assert list(got) == list(schema["splits"]) == list(want)  # the Hub's split order
     for name in got:
         assert got[name].features == want[name].features == data.features_from_schema(schema["features"])
@@ -98,13 +129,14 @@ def test_schema_features_are_parsed_not_evaluated():
         data.features_from_schema({"a": "__import__('os').getcwd()"})
 
 
-def test_save_to_mirror_writes_the_layout_hub_dataset_reads(use_hub_mirror, tmp_path, monkeypatch):
+def test_save_to_mirror_writes_the_layout_hub_dataset_reads(use_hub_mirror, hub_source, tmp_path, monkeypatch):
     dd = data.hub_dataset("cornell-movie-review-data/rotten_tomatoes")
     folder = data.save_to_mirror(dd, tmp_path, "cornell-movie-review-data/rotten_tomatoes", max_rows=5,
                                  licence="unknown")
     assert folder == tmp_path / "cornell-movie-review-data__rotten_tomatoes"
     schema = json.loads((folder / "schema.json").read_text())
-    assert schema["splits"] == {"train": 40, "validation": 40, "test": 40}  # sizes of what was saved from
+    assert schema["splits"] == {n: len(s) for n, s in dd.items()}  # sizes of what was saved from
+    assert hub_source != "samples" or schema["splits"] == {"train": 40, "validation": 40, "test": 40}
     monkeypatch.setenv("GPTFORALL_HUB_MIRROR", str(tmp_path))
     again = data.hub_dataset("cornell-movie-review-data/rotten_tomatoes")
     assert list(again) == list(dd)
@@ -117,10 +149,12 @@ def test_save_to_mirror_writes_the_layout_hub_dataset_reads(use_hub_mirror, tmp_
 
 
 # ---------------------------------------------------------------- the one rule: a mirror counts as the Hub
-def test_a_mirror_counts_as_the_hub_for_auto(use_hub_mirror):
+def test_a_mirror_counts_as_the_hub_for_auto(use_hub_mirror, hub_source):
     assert env.hub_reachable() is False and env.hub_available() is True
     dd = data.load("sentiment", "auto")
-    assert {n: len(s) for n, s in dd.items()} == {"train": 40, "validation": 40, "test": 40}  # the samples
+    want = {"train": 40, "validation": 40, "test": 40} if hub_source == "samples" else {"train": 40, "validation": 10,
+                                                                                         "test": 20}
+    assert {n: len(s) for n, s in dd.items()} == want  # the mirror's rows, not the offline asset's
     assert models.resolve("auto", "gpu").source == "mirror"
 
 
@@ -146,27 +180,34 @@ def test_lm_text_hub_drops_blank_lines(use_hub_mirror, capsys):
     assert "blank row(s)" in capsys.readouterr().out
 
 
-def test_instructions_hub_is_dolly_with_its_real_categories(use_hub_mirror):
+def test_instructions_hub_is_dolly_with_its_real_categories(use_hub_mirror, hub_source):
     dd = data.load("instructions", "hub")
-    assert len(dd["train"]) + len(dd["test"]) == 40
+    n = len(data.hub_dataset(instructions.DOLLY_ID, split="train"))
+    assert len(dd["train"]) + len(dd["test"]) == n and (hub_source != "samples" or n == 40)
     cats = set(dd["train"]["category"]) | set(dd["test"]["category"])
     assert cats <= set(instructions.DOLLY_CATEGORIES) and "generation" not in cats
     alpaca = instructions.hub("alpaca")
     assert set(alpaca["train"]["category"]) == {"alpaca"}
-    assert sum(len(s) for s in alpaca.values()) == 40
+    n = len(data.hub_dataset(instructions.ALPACA_ID, split="train"))
+    assert sum(len(s) for s in alpaca.values()) == n and (hub_source != "samples" or n == 40)
+    if hub_source == "fixtures":  # the course-written rows hold every Dolly category and both empty Alpaca outputs
+        assert cats == set(instructions.DOLLY_CATEGORIES)
+        assert sum(1 for r in list(alpaca["train"]["response"]) + list(alpaca["test"]["response"]) if not r) == 2
 
 
-def test_dialogsum_hub_scores_each_test_dialogue_once(use_hub_mirror):
+def test_dialogsum_hub_scores_each_test_dialogue_once(use_hub_mirror, hub_source):
     dd = data.load("dialogsum", "hub")
     raw = data.hub_dataset("knkarthick/dialogsum")
-    assert len(dd["train"]) == 40 and dd["train"]["summary"] == raw["train"]["summary"]
+    assert len(dd["train"]) == len(raw["train"]) and dd["train"]["summary"] == raw["train"]["summary"]
     test = dd["test"]
-    # 40 Hub rows = 13 dialogues x 3 references + the first reference of a 14th (test_0_1 ... test_25_1).
-    assert len(test) == 14
-    assert [len(r) for r in test["references"]] == [3] * 13 + [1]
+    # samples: 40 Hub rows = 13 dialogues x 3 references + the first reference of a 14th (test_0_1 ... test_25_1);
+    # fixtures: 13 rows = 4 dialogues x 3 references + the first reference of a 5th (the same cut).
+    complete = 13 if hub_source == "samples" else 4
+    assert len(test) == complete + 1
+    assert [len(r) for r in test["references"]] == [3] * complete + [1]
     assert test["references"][0] == raw["test"]["summary"][:3]
     assert test["summary"] == [r[0] for r in test["references"]]
-    assert len(dd["validation"]) == 40  # dev_N: one reference each
+    assert len(dd["validation"]) == len(raw["validation"]) == (40 if hub_source == "samples" else 4)
 
 
 def test_medical_hub_maps_the_one_based_codes(use_hub_mirror):
@@ -177,10 +218,10 @@ def test_medical_hub_maps_the_one_based_codes(use_hub_mirror):
         assert dd[name].features["label"].names == list(medical.LABELS)
 
 
-def test_benchmark_questions_hub(use_hub_mirror):
+def test_benchmark_questions_hub(use_hub_mirror, hub_source):
     q = data.load("benchmark_questions", "hub")
-    assert list(q) == ["test"] and len(q["test"]) == 80
     raw = data.hub_dataset("HuggingFaceH4/mt_bench_prompts", split="train")
+    assert list(q) == ["test"] and len(q["test"]) == len(raw) == (80 if hub_source == "samples" else 16)
     assert q["test"]["question_id"] == raw["prompt_id"]
     assert q["test"]["question"] == [p[0] for p in raw["prompt"]]
     groups = benchmark_questions.by_category(q["test"], 10)
