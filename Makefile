@@ -10,7 +10,7 @@ ONLY   ?=
 
 help:
 	@echo "make course   run every notebook (profile: $(PROFILE)) and write reports/<profile>/results.md"
-	@echo "make test     unit tests + every notebook in the smoke profile + the cpu-profile learning bar"
+	@echo "make test     unit tests + every notebook in smoke (offline, Hub path, bf16) + notebook 04's cpu-profile bars"
 	@echo "make smoke    run the course in the smoke profile (seconds per notebook)"
 	@echo "make test-bars  every notebook's cpu-profile learning bar (long; CI runs only notebook 04's)"
 	@echo "make lint     ruff"
@@ -33,8 +33,11 @@ course: assets
 smoke: assets
 	$(BIN)/python -m gptforall_utils.course run --profile smoke $(if $(ONLY),--only $(ONLY))
 
+# Two notebooks at a time (pytest-xdist), each notebook's tests on one worker; TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
+
 test: assets
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-bars: assets
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "course_bars or cpu_profile"

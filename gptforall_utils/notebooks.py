@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 INSTALL_TAG = "colab-install"
 PARAMETERS_TAG = "parameters"
-DEV_PACKAGES = {"pytest", "hypothesis", "ruff", "jupyter", "ipykernel", "papermill"}
+DEV_PACKAGES = {"pytest", "pytest-xdist", "hypothesis", "ruff", "jupyter", "ipykernel", "papermill"}
 # Colab keeps its own torch (CUDA build) and its own ipywidgets (7.x: its front end does not render 8.x widgets).
 NOT_ON_COLAB = {"torch", "ipywidgets"} | DEV_PACKAGES
 PARAMETERS_SOURCE = '''PROFILE = "auto"      # "smoke" (CI, seconds) | "cpu" (minutes on a laptop) | "gpu" (Colab T4 and up)

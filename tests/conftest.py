@@ -11,7 +11,9 @@ GPTFORALL_TEST_HUB_SOURCE=fixtures|samples forces one source for everything.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import re
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # forced, not defaulted: no test may reach the real Hub
@@ -180,7 +182,11 @@ class NotebookRuns:
         for profile, variant in sorted({(p, v) for _, p, v in self.cache}):
             results = [r for (_, p, v), r in self.cache.items() if (p, v) == (profile, variant)]
             out = self.folder(profile, variant)
-            course.write_report(course.merge_with_earlier(results, out), out, profile)
+            out.mkdir(parents=True, exist_ok=True)
+            # Under `pytest -n 2` both workers write the same report: one at a time, each keeping the other's rows.
+            with open(out / ".report.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                course.write_report(course.merge_with_earlier(results, out), out, profile)
 
     def __call__(self, stem: str, profile: str = "smoke", variant: str = "offline", mirror: Path | None = None):
         from gptforall_utils import course
@@ -242,3 +248,44 @@ def tiny_model():
     from gptforall_utils import models
 
     return models.load_model("smollm2-135m-instruct", verbose=False), models.load_tokenizer("smollm2-135m-instruct")
+
+
+# ---------------------------------------------------------------- two notebooks at a time (`make test`: pytest -n 2)
+# Under pytest-xdist every test of one notebook (offline, Hub path, half precision, cpu profile, its figure tests) runs
+# on the same worker, so each run is made once and shared, as in a single process. Each worker's kernels get an equal
+# share of the cores (OMP_NUM_THREADS), and the controller builds what the workers would otherwise race to build.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_threads))
+    os.environ.setdefault("MKL_NUM_THREADS", str(_threads))
+
+
+def _notebook_number(item) -> str | None:
+    """The number of the notebook a test runs: its `stem` parameter, or test_NN_... in a tests/test_notebook_* file."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if isinstance(params.get("stem"), str):
+        return params["stem"][:2]
+    match = re.match(r"test_(\d\d)_", item.name)
+    return match.group(1) if match and item.path.name.startswith("test_notebook") else None
+
+
+def pytest_collection_modifyitems(config, items):
+    """One xdist group per notebook; the group holding the longest run (04 in the cpu profile) is scheduled first."""
+    for item in items:
+        number = _notebook_number(item)
+        if number is not None:
+            item.add_marker(pytest.mark.xdist_group(f"notebook-{number}"))
+    longest = {i for i, item in enumerate(items) if _notebook_number(item) == "04"}
+    items[:] = [items[i] for i in sorted(longest)] + [item for i, item in enumerate(items) if i not in longest]
+
+
+def pytest_sessionstart(session):
+    """In the controller of `pytest -n N` (or a plain run): the kernel spec and the embedded model's checkpoint
+    exist before any worker needs them (two workers building them at once would collide)."""
+    if hasattr(session.config, "workerinput"):  # a worker: its controller did this
+        return
+    if session.config.getoption("numprocesses", None):
+        from gptforall_utils import course, models
+
+        course.ensure_kernel()
+        models.ensure_embedded()

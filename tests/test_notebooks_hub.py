@@ -1,4 +1,4 @@
-"""The Hub path in CI: every notebook and every solutions notebook runs in the smoke profile with DATA="hub" and
+"""The Hub path in CI: every notebook runs in the smoke profile with DATA="hub" and
 MODEL="HuggingFaceTB/SmolLM2-360M-Instruct" (the gpu profile's Hub id), served from a Hub mirror built from
 ../shared/hub_samples (the real Hub rows, in the Hub's exact schema, 40 rows a split).
 
@@ -16,7 +16,9 @@ import pytest
 from gptforall_utils import course
 from gptforall_utils.data import instructions
 
-NOTEBOOKS = [p.stem for p in course.discover(solutions=True)]
+# The notebooks, not their solutions: a solutions notebook loads the same tasks through the same loaders as its
+# notebook (checked by test_solutions_load_no_task_their_notebook_does_not), so its Hub-path run proved nothing more.
+NOTEBOOKS = [p.stem for p in course.discover()]
 
 
 def _ok(result):
@@ -54,3 +56,18 @@ def test_09_hub_trains_on_categories_dolly_has(notebook_run, hub_mirror):
     m = _ok(notebook_run("09_scaling_out_and_serving", variant="hub", mirror=hub_mirror))
     for key in ("categories_qa", "categories_creative"):
         assert set(m[key].split(",")) <= set(instructions.DOLLY_CATEGORIES), m[key]
+
+
+def _loaded(path) -> set[str]:
+    """The tasks a notebook loads by name: data.load("task", ...)."""
+    import json
+    import re
+
+    code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+    return set(re.findall(r"data\.load\(\s*[\"'](\w+)[\"']", code))
+
+
+@pytest.mark.parametrize("path", course.discover(solutions=True)[len(NOTEBOOKS):], ids=lambda p: p.stem)
+def test_solutions_load_no_task_their_notebook_does_not(path):
+    notebook = next(p for p in course.discover() if p.stem == path.stem.removesuffix("_solutions"))
+    assert _loaded(path) <= _loaded(notebook), (path.stem, _loaded(path) - _loaded(notebook))
