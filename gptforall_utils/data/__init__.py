@@ -64,6 +64,10 @@ class Task:
     hub_datasets: tuple[tuple[str, str | None], ...] = ()
     label_aliases: dict[str, int] = field(default_factory=dict)  # extra label names, e.g. the Hub's "neg"/"pos"
     label_hint: str = ""  # appended to a refused label: which coding the `label` column uses
+    key_columns: tuple[str, ...] = ()  # what makes two rows "the same example" (duplicates, train/test leaks);
+    # default: the first text column
+    check: Callable[[object, str], None] | None = None  # task-specific checks of a local file, after validate
+    distinct_examples: bool = True  # a local file's exact duplicates and train/test repeats are dropped (counted)
 
 
 REGISTRY: dict[str, Task] = {}
@@ -201,6 +205,33 @@ def int_code(value) -> int | None:
 
 
 # ---------------------------------------------------------------- splitting and sampling
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+def check_split_column(dataset, origin: str = "data", eval_only: bool = False) -> None:
+    """A `split` column's values: every row needs one of SPLIT_NAMES, spelled exactly (a typo would send rows to a
+    split nothing reads)."""
+    import difflib
+
+    values = dataset["split"]
+    missing = [i for i, v in enumerate(values) if v is None or (isinstance(v, str) and not v.strip())]
+    if missing:
+        raise ValueError(f"{origin}: {_rows(missing)} no `split` value (rows count from 0). Give every row one of "
+                         f"{', '.join(SPLIT_NAMES)}, or drop the `split` column to split with the seed.")
+    unknown: dict[str, list[int]] = {}
+    for i, v in enumerate(values):
+        if v not in SPLIT_NAMES:
+            unknown.setdefault(str(v), []).append(i)
+    if unknown:
+        parts = []
+        for value, rows in unknown.items():
+            near = difflib.get_close_matches(value.strip().lower(), SPLIT_NAMES, n=1, cutoff=0.5)
+            parts.append(f"{_rows(rows)} split {value!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+        need = "'test' rows" if eval_only else "both 'train' and 'test' rows"
+        raise ValueError(f"{origin}: {'; '.join(parts)}. No notebook reads such a split: use exactly "
+                         f"{', '.join(SPLIT_NAMES)} (lower case); the task needs {need}.")
+
+
 def split(dataset, test_size: float | int, seed: int, eval_only: bool = False, group_by: str | None = None):
     """Deterministic train/test split for a seed (a `split` column, when present, wins).
 
@@ -212,6 +243,7 @@ def split(dataset, test_size: float | int, seed: int, eval_only: bool = False, g
     from datasets import DatasetDict
 
     if "split" in dataset.column_names:
+        check_split_column(dataset, eval_only=eval_only)
         parts = {}
         for name in sorted(set(dataset["split"])):
             parts[name] = dataset.filter(lambda r, n=name: r["split"] == n).remove_columns("split")
@@ -401,67 +433,262 @@ def repo_relative(path: Path) -> str:
     return str(path.relative_to(DATA_DIR.parent))
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
+def read_jsonl(path: str | Path, text: str | None = None) -> list[dict]:
     """JSON Lines: one object per line, lines split on "\\n" only (CRLF accepted).
 
     Not str.splitlines(): that also breaks at U+0085, U+2028 and U+2029, which real text (e.g. Rotten
-    Tomatoes decoded as latin-1) carries inside JSON strings.
+    Tomatoes decoded as latin-1) carries inside JSON strings. `text`: the file's decoded text, if already read.
     """
     path = Path(path)
+    if text is None:
+        text = path.read_text(encoding="utf-8-sig")
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), 1):
+    for n, line in enumerate(text.split("\n"), 1):
         line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n} is not valid JSON ({e.msg}).") from None
+            hint = ""
+            if n == 1 and line.lstrip().startswith("["):
+                hint = " It starts a JSON array: give such a file the .json suffix."
+            raise ValueError(f"{path}:{n} is not valid JSON ({e.msg}, column {e.colno}). Each line of a .jsonl "
+                             f"file must be one JSON object, e.g. {{\"text\": \"...\", \"label\": 1}}.{hint}") from None
     return rows
 
 
-def _from_rows(rows: list[dict]):
-    """A Dataset from a list of dicts; columns are every key seen (first-appearance order), None where absent."""
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _from_rows(rows: list, origin: str = "data"):
+    """A Dataset from a list of dicts; columns are every key seen (first-appearance order), None where absent.
+
+    Refuses, naming the file, the column and the rows: a record that is not an object, and a column that mixes
+    kinds of value (e.g. label 1 in one row and "positive" in another, or a number where text belongs).
+    """
     from datasets import Dataset
 
     columns: dict[str, None] = {}
-    for r in rows:
+    for i, r in enumerate(rows):
         if not isinstance(r, dict):
-            raise ValueError(f"every record must be a JSON object, got {type(r).__name__}: {str(r)[:60]}")
+            raise ValueError(f"{origin}: record {i} is {_kind(r)} ({str(r)[:60]!r}), not a JSON object; every "
+                             f"record must be an object with the task's columns, e.g. {{\"text\": \"...\", \"label\": 1}}.")
         columns.update(dict.fromkeys(r))
-    return Dataset.from_dict({c: [r.get(c) for r in rows] for c in columns})
+    table = {c: [r.get(c) for r in rows] for c in columns}
+    for c, values in table.items():
+        first: dict[str, int] = {}
+        for i, v in enumerate(values):
+            if v is not None:
+                first.setdefault(_kind(v), i)
+        if len(first) > 1:
+            (k1, i1), (k2, i2) = list(first.items())[:2]
+            raise ValueError(
+                f"{origin}: column {c!r} mixes {k1} and {k2}: row {i1} has {values[i1]!r}, row {i2} has "
+                f"{values[i2]!r} (rows count from 0). Use one kind of value in a column"
+                + (" (all label codes, or all label names)." if c == "label" else
+                   " (text columns hold text: write numbers as \"42\").") )
+    try:
+        return Dataset.from_dict(table)
+    except Exception as e:  # noqa: BLE001 - pyarrow's many errors: name the file instead of a library traceback
+        raise ValueError(f"{origin}: the records cannot be read as one table ({type(e).__name__}: "
+                         f"{str(e)[:200]}); check that each column holds one kind of value.") from None
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """A file's text: UTF-8 (with or without BOM); UTF-16 (by its BOM); else cp1252 or latin-1, saying so."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = raw.decode("utf-16")
+        print(f"{path}: read as UTF-16 (the file starts with its byte-order mark; Excel's 'Unicode text' "
+              f"export); {len(text)} characters.")
+        return text
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        bad = e.start
+    if raw.count(b"\x00") > len(raw) // 4:
+        for enc in ("utf-16-le", "utf-16-be"):
+            try:
+                text = raw.decode(enc)
+            except UnicodeDecodeError:
+                continue
+            print(f"{path}: read as {enc.upper()} (no byte-order mark, half of its bytes are zero); "
+                  f"{len(text)} characters.")
+            return text
+    for enc, name in (("cp1252", "cp1252 (Windows/Excel 'ANSI')"), ("latin-1", "latin-1 (ISO-8859-1)")):
+        try:
+            text = raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        non_ascii = sorted({ch for ch in text if ord(ch) > 127})
+        count = sum(1 for ch in text if ord(ch) > 127)
+        print(f"{path}: not UTF-8 (byte {bad} is 0x{raw[bad]:02x}); read as {name}: {count} non-ASCII "
+              f"character(s), e.g. {''.join(non_ascii[:8])!r}. If they look wrong, save the file as UTF-8.")
+        return text
+    raise ValueError(f"{path}: not UTF-8 (byte {bad}); save it as UTF-8.")  # latin-1 decodes anything: unreachable
+
+
+def _read_csv(path: Path, text: str):
+    import csv
+    import io
+
+    csv.field_size_limit(2**31 - 1)  # real fields (a whole abstract, a dialogue) may exceed csv's 128K default
+    header_line = text.split("\n", 1)[0]
+    delimiter = ","
+    counts = {d: header_line.count(d) for d in (",", ";", "\t")}
+    if counts[","] == 0 and max(counts[";"], counts["\t"]) > 0:
+        delimiter = ";" if counts[";"] >= counts["\t"] else "\t"
+        print(f"{path}: read as CSV separated by {delimiter!r} (its header has no ','; a spreadsheet export).")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows: list[dict] = []
+    header: list[str] | None = None
+    line = 0
+    try:
+        for record in reader:
+            start, line = line + 1, reader.line_num
+            if header is None:
+                header = [h.strip() for h in record]
+                seen: dict[str, int] = {}
+                for j, h in enumerate(header):
+                    if h and h in seen:
+                        raise ValueError(
+                            f"{path}: the header names column {h!r} twice (columns {seen[h] + 1} and {j + 1}); "
+                            f"a table cannot hold both, and keeping either would silently lose the other. "
+                            f"Rename or delete one of them.")
+                    seen[h] = j
+                unnamed = [j for j, h in enumerate(header) if not h]
+                if unnamed:
+                    print(f"{path}: {len(unnamed)} column(s) without a name in the header (e.g. pandas' index, "
+                          f"written by to_csv without index=False) ignored.")
+                continue
+            if not any(field.strip() for field in record):
+                continue
+            if len(record) > len(header):
+                raise ValueError(
+                    f"{path}: the record on line {start} has {len(record)} fields but the header has {len(header)} "
+                    f"({', '.join(header)}). A {delimiter!r} inside a text that is not quoted? Quote such fields "
+                    f"(\"a, b\"), as spreadsheets and pandas' to_csv do.")
+            if len(record) < len(header):
+                multi = [f for f in record if "\n" in f]
+                if multi:
+                    raise ValueError(
+                        f"{path}: the record starting on line {start} runs to line {line} and has {len(record)} of "
+                        f"{len(header)} fields: a quote (\") opened on line {start} is not closed, so the lines "
+                        f"after it were read as one text. Close the quote, or write a quote inside a quoted "
+                        f"field as two (\"\").")
+                raise ValueError(
+                    f"{path}: the record on line {start} has {len(record)} fields but the header has "
+                    f"{len(header)} ({', '.join(header)}); missing: {', '.join(header[len(record):])}. "
+                    f"Fill them in (an empty field is still written with its separator).")
+            rows.append({h: v for h, v in zip(header, record) if h})
+    except csv.Error as e:
+        raise ValueError(f"{path}: line {reader.line_num} is not valid CSV ({e}); a quote (\") inside a field "
+                         f"must be written as two (\"\") and the field quoted.") from None
+    if header is None:
+        return _from_rows([], str(path))
+    return _from_rows(rows, str(path)) if rows else _empty_with_columns([h for h in header if h])
+
+
+def _empty_with_columns(columns: list[str]):
+    from datasets import Dataset
+
+    return Dataset.from_dict({c: [] for c in columns})
+
+
+def _read_json(path: Path, text: str):
+    """A .json or .jsonl file: JSON Lines, one JSON array of records, or one of pandas' to_json layouts."""
+    stripped = text.lstrip()
+    whole = None
+    if stripped.startswith(("[", "{")):
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError:
+            whole = None  # JSON Lines (several objects), read line by line below
+    if isinstance(whole, list):
+        if path.suffix.lower() == ".jsonl":
+            print(f"{path}: holds one JSON array, not JSON Lines; read as the array's {len(whole)} records.")
+        return _from_rows(whole, str(path))
+    if isinstance(whole, dict):
+        layout = _pandas_layout(whole)
+        if layout is not None:
+            name, records = layout
+            print(f"{path}: read as pandas' to_json(orient={name!r}) layout: {len(records)} records.")
+            return _from_rows(records, str(path))
+        return _from_rows([whole], str(path))
+    return _from_rows(read_jsonl(path, text), str(path))
+
+
+def _pandas_layout(obj: dict) -> tuple[str, list[dict]] | None:
+    """pandas' DataFrame.to_json layouts other than records/lines, as a list of records; None if not one."""
+    if set(obj) >= {"columns", "data"} and isinstance(obj["data"], list):  # orient="split"
+        return "split", [dict(zip(obj["columns"], row)) for row in obj["data"]]
+    if set(obj) >= {"schema", "data"} and isinstance(obj["data"], list):  # orient="table"
+        return "table", [{k: v for k, v in r.items() if k != "index"} for r in obj["data"] if isinstance(r, dict)]
+    if obj and all(isinstance(v, dict) for v in obj.values()):
+        keys = list(obj)
+        if all(str(k).lstrip("-").isdigit() for k in keys):  # orient="index": {row: {column: value}}
+            return "index", [obj[k] for k in keys]
+        index = list(dict.fromkeys(i for v in obj.values() for i in v))  # orient="columns": {column: {row: value}}
+        return "columns", [{c: obj[c].get(i) for c in keys} for i in index]
+    return None
 
 
 def read_local(file: str | Path):
-    """Read a .jsonl/.json/.csv/.parquet file into a Dataset (no validation)."""
+    """Read a .jsonl/.json/.csv/.parquet file into a Dataset (no validation). Errors name the file.
+
+    Prints what it chose for the user: an encoding other than UTF-8 (cp1252, latin-1, UTF-16), a CSV separator
+    other than ',' (';' or tab, as spreadsheets export), a JSON array in a .jsonl file, a pandas to_json layout.
+    """
     path = Path(file).expanduser()
+    if path.is_dir():
+        files = sorted(p.name for p in path.iterdir() if p.suffix.lower() in FILE_TYPES)[:5]
+        raise ValueError(f"DATA {path} is a folder, not a file; give one {'/'.join(FILE_TYPES)} file"
+                         + (f" in it, e.g. {path / files[0]} (it has: {', '.join(files)})." if files else "."))
     if not path.is_file():
-        raise FileNotFoundError(f"DATA file {path} does not exist.")
+        raise FileNotFoundError(f"DATA file {path} does not exist (relative paths start at {Path.cwd()}).")
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        text = path.read_text(encoding="utf-8-sig")
-        if suffix == ".json" and text.lstrip().startswith("["):
-            return _from_rows(json.loads(text))
-        return _from_rows(read_jsonl(path))
-    if suffix == ".csv":
-        import csv
-
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            return _from_rows(list(csv.DictReader(f)))
+    if suffix not in FILE_TYPES:
+        raise ValueError(f"DATA file {path} must be {', '.join(FILE_TYPES)}"
+                         + (" (save a spreadsheet as CSV UTF-8)." if suffix in (".xlsx", ".xls", ".ods") else "."))
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
+        try:
+            import pyarrow.parquet as pq
 
-        return _from_rows(pq.read_table(path).to_pylist())
-    raise ValueError(f"DATA file {path} must be {', '.join(FILE_TYPES)}.")
+            records = pq.read_table(path).to_pylist()
+        except Exception as e:  # noqa: BLE001 - a corrupt or truncated file: say which, not pyarrow's traceback
+            raise ValueError(f"{path} is not a readable Parquet file ({type(e).__name__}: {str(e)[:160]}); "
+                             f"download or export it again (ds.to_parquet / df.to_parquet), or give .jsonl/.csv.") from None
+        return _from_rows(records, str(path))
+    text = _decode(path, path.read_bytes())
+    if suffix == ".csv":
+        return _read_csv(path, text)
+    return _read_json(path, text)
 
 
 def parse_source(source: str) -> tuple[str, set[str]]:
-    """Split a DATA value into the source and its options: "alpaca.json?drop_empty" -> ("alpaca.json", {"drop_empty"})."""
+    """Split a DATA value into the source and its options: "alpaca.json?drop_empty" -> ("alpaca.json", {"drop_empty"}).
+
+    A file that exists under the whole name (a '?' in the file name) is that file, without options."""
+    if "?" in source and Path(source).expanduser().is_file():
+        return source, set()
     base, _, rest = source.partition("?")
     options = {o.strip() for o in rest.split("&") if o.strip()}
     unknown = options - set(OPTIONS)
     if unknown:
-        raise ValueError(f"DATA={source!r}: unknown option(s) {sorted(unknown)}; options: {', '.join(OPTIONS)}.")
+        raise ValueError(f"DATA={source!r}: unknown option(s) {sorted(unknown)} after '?'; options: "
+                         f"{', '.join(OPTIONS)}. No file is named {source!r}; if '?' belongs to the file name, "
+                         f"check the path or rename the file.")
     return base, options
 
 
@@ -491,11 +718,7 @@ def load(task: str, source: str = "auto", seed: int = 0, drop_empty: bool = Fals
         path = Path(source).expanduser()
         if path.suffix.lower() not in FILE_TYPES:
             raise ValueError(f"DATA={source!r}: use 'auto', 'hub', 'offline' or a {'/'.join(FILE_TYPES)} file.")
-        ds = read_local(path)
-        if spec.from_native is not None:
-            ds = spec.from_native(ds, str(path))
-        ds = validate(ds, spec, origin=str(path), drop_empty=drop_empty)
-        return _finish(split(ds, spec.test_size, seed, eval_only=spec.eval_only, group_by=spec.group_by), spec)
+        return _load_file(path, spec, seed, drop_empty)
     if source == "auto":
         source = "hub" if env.hub_available() else "offline"
     if source == "hub":
@@ -510,6 +733,135 @@ def load(task: str, source: str = "auto", seed: int = 0, drop_empty: bool = Fals
     for name in list(dd):
         dd[name] = validate(dd[name], spec, origin=f"{task} ({source}, {name} split)", drop_empty=drop_empty)
     return _finish(dd, spec)
+
+
+def _load_file(path: Path, spec: Task, seed: int, drop_empty: bool):
+    """A local DATA file, checked before any model work: every error is a ValueError (or FileNotFoundError) that
+    names the file, and every choice made for the user is printed with its count."""
+    origin = str(path)
+    try:
+        ds = read_local(path)
+        if "split" in ds.column_names:
+            check_split_column(ds, origin, spec.eval_only)
+        if "label" in ds.column_names and spec.labels is not None:
+            check_label_codes(ds["label"], spec, origin)
+        if spec.from_native is not None:
+            ds = spec.from_native(ds, origin)
+        ds = validate(ds, spec, origin=origin, drop_empty=drop_empty)
+        if spec.check is not None:
+            spec.check(ds, origin)
+        if spec.distinct_examples:
+            ds = drop_duplicates(ds, spec, origin)
+        dd = split(ds, spec.test_size, seed, eval_only=spec.eval_only, group_by=spec.group_by)
+        if spec.distinct_examples:
+            dd = drop_leaks(dd, spec, origin)
+        if spec.labels is not None and "train" in dd:
+            classes = sorted(set(dd["train"]["label"]))
+            if len(classes) < 2:
+                names = [spec.labels[c] for c in classes]
+                raise ValueError(f"{origin}: the train split holds one class only ({names}); a classifier needs "
+                                 f"examples of at least 2 of {list(spec.labels)}. Add rows of the other classes.")
+        return _finish(dd, spec)
+    except (ValueError, FileNotFoundError) as e:
+        if origin in str(e):
+            raise
+        raise type(e)(f"{origin}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - anything unforeseen still names the file and what the task expects
+        expected = ", ".join(f"{c} ({t.__name__})" for c, t in spec.columns.items())
+        raise ValueError(f"{origin}: cannot be read as {spec.name} data ({type(e).__name__}: {str(e)[:200]}). "
+                         f"The task expects the columns {expected}; the layouts each task accepts are in "
+                         f"data/README.md.") from e
+
+
+def check_label_codes(values, spec: Task, origin: str) -> None:
+    """Integer label codes that never use 0 are ambiguous: a 0-based file lacking its first class, or a 1-based
+    file (whose top code may be absent too). Refused, spelling out the coding; names are never ambiguous."""
+    codes = [int_code(v) for v in values if v is not None]
+    if not codes or any(c is None for c in codes) or len(set(codes)) < 2:
+        return  # names (or a mix validate refuses), not codes; one class only is refused after the split
+    if min(codes) >= 1 and max(codes) <= len(spec.labels):
+        coding = ", ".join(f"{i} {n}" for i, n in enumerate(spec.labels))
+        one = ", ".join(f"{i} {n}" for i, n in enumerate(spec.labels, 1))
+        raise ValueError(
+            f"{origin}: `label` holds the codes {sorted(set(codes))} and never 0, so the coding is ambiguous: the "
+            f"course's `label` is 0-based ({coding}); codes counted from 1 ({one}) would all be read one class too "
+            f"high. Write the class names instead of codes (e.g. {spec.labels[0]!r}), or, if the codes are "
+            f"0-based, include the rows of class 0.{' ' + spec.label_hint if spec.label_hint else ''}")
+
+
+def unique_ids(dataset, column: str, origin: str) -> None:
+    """A benchmark's ids must be unique: a repeated id would score (and report) one question twice."""
+    first: dict[str, int] = {}
+    for i, v in enumerate(dataset[column]):
+        key = str(v).strip()
+        if key in first:
+            raise ValueError(f"{origin}: rows {first[key]} and {i} have the same {column} {v!r} (rows count from 0); "
+                             f"every question needs its own {column}. Renumber or delete the repeat.")
+        first[key] = i
+
+
+def key_columns(spec: Task) -> list[str]:
+    return list(spec.key_columns) or [next(c for c, t in spec.columns.items() if t is str)]
+
+
+def _key(row: dict, cols: list[str]) -> tuple:
+    return tuple(" ".join(str(row[c]).split()) if isinstance(row[c], str) else json.dumps(row[c], sort_keys=True,
+                 default=str) for c in cols)
+
+
+def drop_duplicates(dataset, spec: Task, origin: str):
+    """Rows that repeat an earlier row exactly (every column of the task, and the split) are dropped, and counted;
+    rows with the same input but a different label are kept and counted (the data disagree with themselves)."""
+    cols = [c for c in spec.columns if c in dataset.column_names] + (
+        ["split"] if "split" in dataset.column_names else [])
+    seen: dict[tuple, int] = {}
+    dupes: list[int] = []
+    for i, row in enumerate(dataset):
+        k = _key(row, cols)
+        if k in seen:
+            dupes.append(i)
+        else:
+            seen[k] = i
+    if dupes:
+        first = dataset[dupes[0]]
+        print(f"{origin}: dropped {len(dupes)} exact duplicate row(s) of {len(dataset)} ({_rows(dupes)} the "
+              f"same values as an earlier row, e.g. {_short(first, key_columns(spec))}); each example is kept once.")
+        drop = set(dupes)
+        dataset = dataset.select([i for i in range(len(dataset)) if i not in drop])
+    if "label" in spec.columns:
+        keys = key_columns(spec)
+        labels: dict[tuple, set] = {}
+        for row in dataset:
+            labels.setdefault(_key(row, keys), set()).add(row["label"])
+        conflicting = sum(1 for v in labels.values() if len(v) > 1)
+        if conflicting:
+            print(f"{origin}: {conflicting} text(s) occur with different labels; kept as given (no label is right "
+                  f"for both copies: check them).")
+    return dataset
+
+
+def _short(row: dict, cols: list[str]) -> str:
+    return repr(" / ".join(str(row[c]) for c in cols)[:60])
+
+
+def drop_leaks(dd, spec: Task, origin: str):
+    """Training rows whose input also occurs in the test split (or validation) would leak: dropped from train,
+    counted, so the held-out figures measure unseen examples."""
+    if "train" not in dd:
+        return dd
+    keys = key_columns(spec)
+    held = {_key(r, keys) for name in dd if name != "train" for r in dd[name]}
+    leaks = [i for i, r in enumerate(dd["train"]) if _key(r, keys) in held]
+    if leaks:
+        if len(leaks) == len(dd["train"]):
+            raise ValueError(f"{origin}: every train row also occurs in the held-out split(s) (same "
+                             f"{', '.join(keys)}); nothing unseen is left to test on. Give different rows.")
+        example = _short(dd["train"][leaks[0]], keys)
+        print(f"{origin}: dropped {len(leaks)} train row(s) whose {', '.join(keys)} also occur(s) in a held-out "
+              f"split (e.g. {example}), so the test figures measure unseen examples.")
+        drop = set(leaks)
+        dd["train"] = dd["train"].select([i for i in range(len(dd["train"])) if i not in drop])
+    return dd
 
 
 def _quiet_datasets() -> None:

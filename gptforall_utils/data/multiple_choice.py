@@ -17,7 +17,7 @@ questions of the same benchmark.
 from __future__ import annotations
 
 from .. import assets
-from . import Task, hub_dataset, register
+from . import Task, hub_dataset, int_code, register, unique_ids
 
 HUB_ID = "allenai/ai2_arc"
 HUB_CONFIG = "ARC-Easy"
@@ -68,6 +68,37 @@ def from_native(dataset, origin: str = "data"):
     return Dataset.from_list(rows)
 
 
+def check(dataset, origin: str = "data") -> None:
+    """A file in the course schema: `choices` a list of at least 2 non-empty texts, `answer` the 0-based index of
+    the right one (a letter, an index out of range or choices given as one text are refused), ids unique."""
+    for i, row in enumerate(dataset):
+        choices, answer = row["choices"], row["answer"]
+        if isinstance(choices, str):
+            raise ValueError(f"{origin}: row {i} (id {row['id']!r}) has `choices` as one text ({choices[:50]!r}); it "
+                             f"must be a list of the choice texts, e.g. [\"red\", \"blue\", \"green\"] (a CSV "
+                             f"cannot hold a list: use .jsonl, or ARC's layout with choices {{text, label}} and answerKey).")
+        if not isinstance(choices, list) or len(choices) < 2:
+            raise ValueError(f"{origin}: row {i} (id {row['id']!r}) has {len(choices or [])} choice(s); a question "
+                             f"needs at least 2.")
+        empty = [j for j, c in enumerate(choices) if not isinstance(c, str) or not c.strip()]
+        if empty:
+            raise ValueError(f"{origin}: row {i} (id {row['id']!r}) has an empty or non-text choice at position "
+                             f"{empty[0]}: {choices!r}.")
+        code = int_code(answer)
+        if code is None:
+            letter = isinstance(answer, str) and len(answer.strip()) == 1 and answer.strip().isalpha()
+            hint = (f" It is a letter: give the index instead ({answer.strip().upper()!r} -> "
+                    f"{ord(answer.strip().upper()) - ord('A')}), or use ARC's layout (answerKey with choices "
+                    f"{{text, label}})." if letter else "")
+            raise ValueError(f"{origin}: row {i} (id {row['id']!r}) has answer {answer!r}; `answer` is the 0-based "
+                             f"index of the right choice (0..{len(choices) - 1}).{hint}")
+        if not 0 <= code < len(choices):
+            raise ValueError(f"{origin}: row {i} (id {row['id']!r}) has answer {code} but {len(choices)} choices: "
+                             f"`answer` is the 0-based index of the right one, 0..{len(choices) - 1}. An answer "
+                             f"counted from 1 must be lowered by one for every row, not guessed.")
+    unique_ids(dataset, "id", origin)
+
+
 def _normalised(ds):
     from datasets import Dataset, DatasetDict
 
@@ -107,6 +138,8 @@ TASK = register(Task(
     test_size=0.5,
     hub_datasets=((HUB_ID, HUB_CONFIG),),
     from_native=from_native,
+    check=check,
+    key_columns=("question", "choices"),
     eval_only=True,
     description="ARC-Easy science questions with an answer key (3-5 choices)",
     hub_source=f"{HUB_ID} ({HUB_CONFIG}, {HUB_SPLIT} split)",
