@@ -525,14 +525,31 @@ def load_gguf(path: str | Path, dtype=None):
 
 
 def fp16_rounded(model):
-    """A copy of the model whose weight matrices are rounded to fp16 (compute stays in the model's dtype):
-    exactly what an F16 GGUF file stores (its 1-D norms stay F32)."""
-    twin = copy.deepcopy(model)
+    """A CPU fp32 copy of the model whose weight matrices are rounded to fp16: exactly what transformers holds after
+    loading an F16 GGUF file of it (fp16 matrices, F32 norms, computed in fp32 on the CPU), wherever the model lives
+    and whatever its precision, so the two give bit-identical logits."""
+    twin = copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
     with torch.no_grad():
         for p in twin.parameters():
             if p.ndim >= 2:
                 p.copy_(p.to(torch.float16).to(p.dtype))
     return twin
+
+
+def int8_dynamic(model):
+    """PyTorch's dynamic int8 quantization (`torch.ao.quantization.quantize_dynamic`) of a **CPU fp32 copy** of the
+    model: int8 weights with one scale per output row, each linear layer's input quantized on the fly. Its kernels
+    exist for the CPU and fp32 activations only, so the copy is made there whatever the model's device and precision
+    (a card, bf16); the model passed in is left as it is. Label results from it as a CPU form of the model."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in favour of torchao; it works here
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        twin = copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
+        quantized = quantize_dynamic(twin, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+    return quantized.eval()
 
 
 @torch.no_grad()

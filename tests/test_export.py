@@ -69,6 +69,23 @@ def test_f16_file_rebuilds_the_config_and_the_tokenizer(tiny_f16, tokenizer):
     assert summary["tensor_types"] == {"F16": 15, "F32": 5}  # 7 projections x 2 + embedding; 2 x 2 norms + final
 
 
+def test_fp16_rounded_twin_of_a_bf16_model_matches_its_f16_file_bit_for_bit(tokenizer, tmp_path):
+    """In bf16 (as on a card) the F16 file, loaded back in fp32 on the CPU, must equal the fp16-rounded twin exactly."""
+    model = tiny_llama(tokenizer, seed=2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.05) if p.ndim > 1 else p.uniform_(0.5, 1.5)  # not fp16-exact: rounding must happen
+    model.save_pretrained(tmp_path / "tiny")
+    model = type(model).from_pretrained(tmp_path / "tiny", dtype=torch.bfloat16).eval()  # as load_model does
+    path = export.write_gguf(model, tokenizer, tmp_path / "tiny-bf16-F16.gguf", "F16")
+    back = export.load_gguf_model(path)
+    twin = export.fp16_rounded(model)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}  # the source is left as it was
+    ids = tokenizer(SAMPLE, return_tensors="pt")["input_ids"]
+    assert export.max_logit_difference(twin, back, ids) == 0.0
+    assert export.max_logit_difference(model, back, ids) > 0.0  # the bf16 model itself computes differently
+
+
 def test_quantized_files_store_what_they_promise(tokenizer, tmp_path):
     model = tiny_llama(tokenizer, seed=1)
     types = {}
@@ -236,6 +253,22 @@ def test_llama_cpp_reads_the_file_like_transformers(tiny_f16, tokenizer):
         ours = model(torch.tensor([ids])).logits[0].numpy()
     assert np.abs(theirs - ours).max() < 0.01 * np.abs(ours).max()
     assert (theirs.argmax(-1) == ours.argmax(-1)).all()
+
+
+def test_int8_dynamic_quantizes_a_cpu_fp32_copy_of_a_half_precision_model(tokenizer):
+    """quantize_dynamic has CPU fp32 kernels only: applied to a bf16 model (or one on a card) in place it fails at the
+    first forward ("expected scalar type Float but found BFloat16"). int8_dynamic works on a CPU fp32 copy."""
+    model = tiny_llama(tokenizer)
+    half = tiny_llama(tokenizer).to(torch.bfloat16)
+    int8 = export.int8_dynamic(half)
+    assert {p.dtype for p in half.parameters()} == {torch.bfloat16}  # the source is left as it was
+    assert {p.device.type for p in int8.parameters()} == {"cpu"}
+    assert {p.dtype for p in int8.parameters()} == {torch.float32}  # embeddings and norms: fp32 copies
+    quantized = [m for m in int8.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert len(quantized) == 15  # every nn.Linear: 7 projections x 2 layers, and the output layer
+    ids = tokenizer(SAMPLE, return_tensors="pt")["input_ids"]
+    diff = export.max_logit_difference(model, int8, ids)
+    assert 0.0 < diff < 1.0  # lossy, but the same model
 
 
 # ---------------------------------------------------------------- speed
