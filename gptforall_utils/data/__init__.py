@@ -593,6 +593,11 @@ def _read_csv(path: Path, text: str):
                     f"Fill them in (an empty field is still written with its separator).")
             rows.append({h: v for h, v in zip(header, record) if h})
     except csv.Error as e:
+        if "end of data" in str(e) or "EOF" in str(e):
+            raise ValueError(
+                f"{path}: the record starting on line {line + 1} runs to line {reader.line_num} (the end of the file): "
+                f"a quote (\") opened there is not closed, so everything after it was read as one text. Close the "
+                f"quote, or write a quote inside a quoted field as two (\"\").") from None
         raise ValueError(f"{path}: line {reader.line_num} is not valid CSV ({e}); a quote (\") inside a field "
                          f"must be written as two (\"\") and the field quoted.") from None
     if header is None:
@@ -716,7 +721,7 @@ def load(task: str, source: str = "auto", seed: int = 0, drop_empty: bool = Fals
     drop_empty = drop_empty or "drop_empty" in options
     if source not in SOURCES:
         path = Path(source).expanduser()
-        if path.suffix.lower() not in FILE_TYPES:
+        if path.suffix.lower() not in FILE_TYPES and not path.exists():
             raise ValueError(f"DATA={source!r}: use 'auto', 'hub', 'offline' or a {'/'.join(FILE_TYPES)} file.")
         return _load_file(path, spec, seed, drop_empty)
     if source == "auto":
