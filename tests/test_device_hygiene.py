@@ -16,10 +16,11 @@ Rule 2, device: a tensor the code creates and feeds to a model must be created o
    `arange`, `linspace`, `rand`, `randn`, `randint`, `randperm`, `eye`, `LongTensor`, `FloatTensor`) without
    a `device=` argument; `torch.cat`/`torch.stack` of a CPU tensor; and what is derived from one: a name bound
    to it, an index or slice of it, an attribute of it (`enc.input_ids`; not `.shape`, `.dtype`, `.device`,
-   `.ndim`), arithmetic with it, a loop variable over it, and a method call on it (`.view`, `.long`, ...)
-   other than `.to(...)`, `.cuda()` and methods that return plain Python values (`.item`, `.tolist`,
-   `.size`, `.dim`, `.numel`, `.numpy`, `.keys`, `.items`, `.values`). `x.to(anything)` and `x.cuda()` make it
-   clean: the check trusts that the target is the model's device (`run.device`, `model.device`).
+   `.ndim`), a list, tuple or dict literal holding one, arithmetic with it, a loop variable over it, and a
+   method call on it (`.view`, `.long`, ...) other than `.to(...)`, `.cuda()` and methods that return plain
+   Python values (`.item`, `.tolist`, `.size`, `.dim`, `.numel`, `.numpy`, `.keys`, `.items`, `.values`).
+   `x.to(anything)` and `x.cuda()` make it clean: the check trusts that the target is the model's device
+   (`run.device`, `model.device`).
  - A *model call* is `M(...)`, `M.forward(...)` or `M.generate(...)` where M is a model, and any
    `X.generate(...)` whatever X is. A model is a name bound by a loader (`load_model`, `.from_pretrained` on a
    `*Model*` class), by `get_peft_model`/`prepare_model_for_kbit_training` of a model, by `.merge_and_unload()`,
@@ -37,11 +38,13 @@ What it cannot catch (it does not know types or values; tests on a GPU do):
    calls are sinks; the package's helpers are checked where they call the model themselves;
  - a model whose name neither comes from a loader nor contains "model" (`net = ...; net(ids)` with `net`
    bound by other code), a model stored in a container (`models_by_name["base"](ids)`), or a tensor that
-   reaches the model through a container, a function's return value or another module's attribute;
+   reaches the model through a comprehension (`{k: v for k, v in enc.items()}`), a container filled
+   elsewhere or another module's attribute;
  - `.to(...)` to the wrong device (`.to("cpu")` counts as moved);
  - tensors made by other libraries (`datasets` formatted as torch, a `DataCollator`): the Trainer moves those;
+ - a CPU tensor passed into a function (its parameters start clean) or returned by one;
  - NumPy conversions that do not say `.numpy()`: `np.asarray(t)`, `np.array(t)`, `plt.hist(t)` on a card
-   tensor, `float(t)` is fine;
+   tensor (`float(t)`, `.item()` and `.tolist()` are right on any device and not flagged);
  - code that does not parse (a cell with a syntax error is reported as a failure, not skipped).
 """
 
@@ -117,6 +120,8 @@ class Checker:
             return self.is_cpu(node.operand, scope)
         if isinstance(node, (ast.List, ast.Tuple)):
             return any(self.is_cpu(e, scope) for e in node.elts)
+        if isinstance(node, ast.Dict):
+            return any(self.is_cpu(v, scope) for v in node.values)
         if isinstance(node, ast.Call):
             kw = {k.arg: k.value for k in node.keywords if k.arg}
             rt = kw.get("return_tensors")
@@ -328,6 +333,7 @@ def test_flags_a_tokenizer_batch_fed_to_the_model_across_cells(tmp_path):
     "def score(model, texts):\n    batch = tok(texts, return_tensors='pt', padding=True)\n    return model(**batch).logits",
     "ids = torch.randint(0, 10, (1, 4))\nfor row in ids:\n    model(row[None])",
     "tuned = models.load_model('m')\nnet = tuned\nnet(torch.zeros(1, 3, dtype=torch.long))",
+    "mask = torch.ones(1, 3)\nmodel(**{'input_ids': ids_on_device, 'attention_mask': mask})",
 ])
 def test_flags_cpu_tensors_fed_to_a_model(tmp_path, cell):
     assert len(check_notebook(_notebook(tmp_path, LOAD, cell))) == 1
