@@ -2,7 +2,8 @@
 
 The repository URL comes from pyproject.toml ([project.urls] Repository) and the pins from
 requirements.txt (torch excepted: Colab keeps its own CUDA build). `sync` rewrites the badge and
-install cell of every notebook; `check` lists drift, outputs, or a missing `parameters` cell.
+install cell and `parameters` cell of every notebook (the DATA line names the task DATA feeds: DATA_TASKS);
+`check` lists drift, outputs, or a missing `parameters` cell.
 
     python -m gptforall_utils.notebooks sync
     python -m gptforall_utils.notebooks check
@@ -25,9 +26,26 @@ DEV_PACKAGES = {"pytest", "pytest-xdist", "hypothesis", "ruff", "jupyter", "ipyk
 NOT_ON_COLAB = {"torch", "ipywidgets"} | DEV_PACKAGES
 PARAMETERS_SOURCE = '''PROFILE = "auto"      # "smoke" (CI, seconds) | "cpu" (minutes on a laptop) | "gpu" (Colab T4 and up)
 MODEL = "auto"        # "auto", a Hugging Face Hub id, or a local path
-DATA = "auto"         # "auto" | "hub" | "offline" | a local .jsonl/.csv file in the task's schema
+DATA = "auto"         # feeds the {task} task: "auto" | "hub" | "offline" | a .jsonl/.json/.csv/.parquet file (data/README.md)
 OUTPUT_DIR = "outputs"
 SEED = 0'''
+# The task each notebook's DATA feeds (its main task; data/README.md's "DATA feeds" table). Solutions share theirs.
+DATA_TASKS = {"00": "sentiment", "01": "lm_text", "02": "lm_text", "03": "sentiment", "04": "sentiment",
+              "05": "dialogsum", "06": "instructions", "07": "medical", "08": "multiple_choice", "09": "instructions",
+              "10": "preferences", "11": "sentiment"}
+
+
+def data_task(stem: str) -> str:
+    """The task a notebook's DATA feeds, from its number ("04_sentiment_classification" -> "sentiment")."""
+    number = stem[:2]
+    if number not in DATA_TASKS:
+        raise ValueError(f"notebook {stem!r}: no DATA task for {number!r} in notebooks.DATA_TASKS; add it there")
+    return DATA_TASKS[number]
+
+
+def parameters_source(stem: str) -> str:
+    """The parameters cell of a notebook: the contract, with the DATA line naming the task DATA feeds."""
+    return PARAMETERS_SOURCE.format(task=data_task(stem))
 BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
 
 
@@ -91,7 +109,7 @@ def build(stem: str, title: str, learn: list[str], times: dict[str, str], cells:
     nb_cells = [
         _cell("markdown", "\n".join(header)),
         _cell("code", install_source(root), [INSTALL_TAG]),
-        _cell("code", PARAMETERS_SOURCE, [PARAMETERS_TAG]),
+        _cell("code", parameters_source(stem), [PARAMETERS_TAG]),
     ]
     for kind, source in cells:
         nb_cells.append(_cell("markdown" if kind == "md" else "code", source))
@@ -143,8 +161,9 @@ def check(path: Path, root: Path = ROOT) -> list[str]:
     params = [c for c in cells if PARAMETERS_TAG in _tags(c)]
     if len(params) != 1:
         problems.append(f"has {len(params)} cells tagged 'parameters' (need exactly one)")
-    elif _text(params[0]).strip() != PARAMETERS_SOURCE:
-        problems.append("parameters cell differs from the contract (names and defaults in docs/DESIGN.md)")
+    elif _text(params[0]).strip() != parameters_source(path.stem):
+        problems.append("parameters cell differs from the contract (names and defaults in docs/DESIGN.md; "
+                        "run notebooks sync)")
     first = cells[0] if cells else {}
     if first.get("cell_type") != "markdown" or badge(path.stem, root, folder) not in _text(first):
         problems.append("Colab badge missing or pointing elsewhere (run notebooks sync)")
@@ -155,7 +174,7 @@ def check(path: Path, root: Path = ROOT) -> list[str]:
 
 
 def sync(path: Path, root: Path = ROOT) -> bool:
-    """Rewrite the badge and install cell from the single source; True when the file changed."""
+    """Rewrite the badge, install cell and parameters cell from the single source; True when the file changed."""
     before = path.read_text()
     nb = json.loads(before)
     cells = nb["cells"]
@@ -170,6 +189,9 @@ def sync(path: Path, root: Path = ROOT) -> bool:
         installs[0]["source"] = install_source(root)
     else:
         cells.insert(1, _cell("code", install_source(root), [INSTALL_TAG]))
+    params = [c for c in cells if PARAMETERS_TAG in _tags(c)]
+    if len(params) == 1:
+        params[0]["source"] = parameters_source(path.stem)
     for c in cells:
         if c["cell_type"] == "code":
             c["outputs"], c["execution_count"] = [], None
