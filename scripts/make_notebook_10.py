@@ -160,11 +160,11 @@ reference answers of the `instructions` task (written for this course, with thei
 `chosen`, and **the model's own sampled answer to the same prompt is `rejected`** (self-generated negatives).
 """),
     ("code", r"""
-N_TRAIN = run.pick(smoke=4, cpu=24, gpu=2000)     # preference pairs to train on
-N_TEST = run.pick(smoke=4, cpu=35, gpu=200)       # held-out pairs (the offline test split has 35)
-REJECTED_TOKENS = run.pick(smoke=12, cpu=64, gpu=256)   # budget of each self-generated answer
-ANSWER_TOKENS = run.pick(smoke=12, cpu=64, gpu=256)     # budget of the greedy answers compared at the end
-ANSWER_ROWS = run.pick(smoke=4, cpu=8, gpu=200)         # held-out prompts answered before and after
+N_TRAIN = run.pick(smoke=2, cpu=24, gpu=2000)     # preference pairs to train on
+N_TEST = run.pick(smoke=2, cpu=35, gpu=200)       # held-out pairs (the offline test split has 35)
+REJECTED_TOKENS = run.pick(smoke=8, cpu=64, gpu=256)    # budget of each self-generated answer
+ANSWER_TOKENS = run.pick(smoke=8, cpu=64, gpu=256)      # budget of the greedy answers compared at the end
+ANSWER_ROWS = run.pick(smoke=2, cpu=8, gpu=200)         # held-out prompts answered before and after
 MAX_LENGTH = run.pick(smoke=192, cpu=320, gpu=1024)     # prompt + answer tokens seen in training and scoring
 BATCH = run.pick(smoke=2, cpu=4, gpu=8)                  # pairs per step: 2 x BATCH sequences
 SCORE_BATCH = run.pick(smoke=4, cpu=4, gpu=2)            # pairs per forward pass when scoring held-out pairs
@@ -613,9 +613,9 @@ from gptforall_utils import data, env, metrics, models, plots, prompts, training
 from gptforall_utils.data import preferences
 
 run = env.start("10_preference_alignment_dpo_solutions", PROFILE, MODEL, DATA, OUTPUT_DIR, SEED)
-N_TRAIN = run.pick(smoke=4, cpu=48, gpu=1000)
-N_TEST = run.pick(smoke=4, cpu=35, gpu=200)
-REJECTED_TOKENS = run.pick(smoke=12, cpu=64, gpu=256)
+N_TRAIN = run.pick(smoke=2, cpu=48, gpu=1000)
+N_TEST = run.pick(smoke=2, cpu=35, gpu=200)
+REJECTED_TOKENS = run.pick(smoke=8, cpu=64, gpu=256)
 MAX_LENGTH = run.pick(smoke=192, cpu=320, gpu=1024)
 BATCH = run.pick(smoke=2, cpu=4, gpu=8)
 SCORE_BATCH = run.pick(smoke=4, cpu=4, gpu=2)
