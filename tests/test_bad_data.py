@@ -150,6 +150,10 @@ REFUSED = [
      r"alpaca\.json: rows 1, 3 have an empty 'response'.*\?drop_empty"),
     ("preferences-without-rejected", "preferences", "prefs.jsonl", jsonl([{"prompt": "p", "chosen": "a"}] * 2),
      r"prefs\.jsonl lacks column\(s\) rejected"),
+    ("preferences-rejected-equals-chosen", "preferences", "ties.jsonl",
+     jsonl([{"prompt": f"Question {i}?", "chosen": f"Answer {i}.", "rejected": f"Answer {i}." if i == 2 else ""}
+            for i in range(4)]),
+     r"ties\.jsonl: row\(s\) 2 have `rejected` equal to `chosen`.*leave `rejected` empty"),
 ]
 
 

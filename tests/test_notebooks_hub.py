@@ -1,10 +1,12 @@
 """The Hub path in CI: every notebook runs in the smoke profile with DATA="hub" and
-MODEL="HuggingFaceTB/SmolLM2-360M-Instruct" (the gpu profile's Hub id), served from a Hub mirror built from
-../shared/hub_samples (the real Hub rows, in the Hub's exact schema, 40 rows a split).
+MODEL="HuggingFaceTB/SmolLM2-360M-Instruct" (the gpu profile's Hub id), served from a Hub mirror of ONE source of Hub rows per session (conftest.hub_mirror): the real rows of
+../shared/hub_samples (40 a split) where that folder exists, else the course-written fixtures of tests/hub_fixtures/
+(a few rows per dataset, in each Hub dataset's exact schema, with every quirk the loaders handle);
+GPTFORALL_TEST_HUB_SOURCE=fixtures|samples forces one. ARC-Easy is built from its offline asset.
 
 The 360M id is served by the embedded 135M checkpoint (the mirror's model folder links to it): these runs
 prove the Hub code path (Hub ids, Hub schemas, Hub split layouts), not the larger model. Results land in
-reports/smoke-hub/, apart from the offline smoke figures. Skipped, saying why, when hub_samples is absent.
+reports/smoke-hub/, apart from the offline smoke figures. Never skipped: the fixtures are in every clone.
 """
 
 from __future__ import annotations

@@ -158,6 +158,18 @@ def lengths_in_words(texts: Sequence[str]) -> list[int]:
     return [len(t.split()) for t in texts]
 
 
+def check_file(dataset, origin: str = "data") -> None:
+    """A local file: a pair whose rejected answer equals the chosen one carries no preference (refused at load, before
+    any model; an empty `rejected` is left for the model to write, see self_generated)."""
+    same = [i for i, (c, r) in enumerate(zip(dataset["chosen"], dataset["rejected"]))
+            if r and r.strip() and c.strip() == r.strip()]
+    if same:
+        rows = ", ".join(str(i) for i in same[:8]) + (f", ... ({len(same)} rows)" if len(same) > 8 else "")
+        raise ValueError(f"{origin}: row(s) {rows} have `rejected` equal to `chosen` (rows count from 0): such a pair "
+                         f"carries no preference. Give a worse answer, or leave `rejected` empty for the model to "
+                         f"write its own.")
+
+
 TASK = register(Task(
     name="preferences",
     columns=COLUMNS,
@@ -166,6 +178,7 @@ TASK = register(Task(
     test_size=0.1,
     description="Prompt with a chosen and a rejected answer (DPO)",
     may_be_empty=("rejected",),
+    check=check_file,
     hub_datasets=((HUB_ID, None),),
     hub_source=f"{HUB_ID} (train_prefs / test_prefs; assistant turns of chosen/rejected)",
     offline_source=f"{instructions.TASK.offline_source}: prompt + reference answer; rejected = the model's own answer",
