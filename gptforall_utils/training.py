@@ -1,7 +1,7 @@
 """Training: hardware-aware arguments, LoRA / prompt-tuning / full configurations, measured runs.
 
 Precision follows the hardware (env.precision): bf16 on Ampere and newer, fp16 on a T4, fp32 on
-CPU. This matters: TRL's SFTConfig defaults to bf16 and gradient checkpointing, which on a
+CPU (GPTFORALL_PRECISION overrides it; fp16 on a CPU runs torch's real fp16 autocast and GradScaler, `enable_fp16`). This matters: TRL's SFTConfig defaults to bf16 and gradient checkpointing, which on a
 laptop CPU turn a 3-second LoRA step into a 30-second one (or refuse to start).
 Invalid settings raise ValueError before any training starts.
 
@@ -373,13 +373,71 @@ def _dtype_name(dtype) -> str:
         return str(dtype).replace("torch.", "")
 
 
-def precision_summary(model, args) -> str:
-    """One line: the autocast the Trainer uses and the dtypes of the trainable and frozen weights."""
-    autocast = "bf16 autocast" if args.bf16 else "fp16 autocast with a GradScaler" if args.fp16 else "no autocast"
+def active_autocast(accelerator) -> tuple[str | None, bool]:
+    """(autocast precision or None, GradScaler on?) that `accelerator` really applies, read from its state (not from
+    the arguments' bf16/fp16 switches, which ask for it: accelerate 1.15 turns fp16 on only off the CPU)."""
+    if accelerator is None or not getattr(accelerator, "native_amp", False):
+        return None, False
+    mixed = str(getattr(accelerator, "mixed_precision", "no"))
+    name = {"fp16": "fp16", "bf16": "bf16", "fp8": "fp8"}.get(mixed)
+    scaler = getattr(accelerator, "scaler", None)
+    return name, bool(scaler is not None and scaler.is_enabled())
+
+
+def precision_summary(model, args, accelerator=None) -> str:
+    """One line: the autocast really active (read from the Trainer's `accelerator`) and the dtypes of the trainable
+    and frozen weights. Without an accelerator the line can only say what the arguments request."""
+    if accelerator is not None:
+        autocast, scaled = active_autocast(accelerator)
+        label = (f"{autocast} autocast" + (" with a GradScaler" if scaled else "")) if autocast else "no autocast"
+        requested = "bf16" if args.bf16 else "fp16" if args.fp16 else None
+        if requested and requested != autocast:
+            label += f" ({requested} requested, not active on {accelerator.device.type})"
+    else:
+        label = ("bf16 autocast requested" if args.bf16 else "fp16 autocast with a GradScaler requested" if args.fp16
+                 else "no autocast")
     trainable = sorted({_dtype_name(p.dtype) for p in model.parameters() if p.requires_grad})
     frozen = sorted({_dtype_name(p.dtype) for p in model.parameters() if not p.requires_grad})
-    return (f"{autocast}; trainable weights {'/'.join(trainable) or 'none'}"
+    return (f"{label}; trainable weights {'/'.join(trainable) or 'none'}"
             + (f", frozen weights {'/'.join(frozen)}" if frozen else ""))
+
+
+# The fp16 GradScaler's first loss scale. torch's default, 2**16, overflows the embedded SmolLM2-135M's fp16 backward
+# pass: on one batch of two short examples under fp16 autocast with an fp16 base (CPU, torch 2.13), layer 0's v_proj
+# LoRA gradients were inf at scales 8192 and above and finite at 256 and 1. From 2**16 the scaler needs 4 skipped
+# steps to get below that (a smoke run of 3 steps then updates nothing: FiniteGuard stops it); starting at 2**8 it
+# skips none. The scale still backs off on an overflow and grows after growth_interval clean steps.
+FP16_INITIAL_SCALE = 2.0 ** 8
+
+
+def enable_fp16(trainer) -> bool:
+    """fp16=True as the course runs it: torch's fp16 autocast and a GradScaler starting at FP16_INITIAL_SCALE, on a
+    card and on the CPU. Returns True when it set up a scaler; call it after building the trainer and before
+    `trainer.train()` (`run_trainer` does).
+
+    On the CPU this is what makes fp16 real: accelerate 1.15 enables fp16 mixed precision only off the CPU
+    (Accelerator.__init__: `mixed_precision == "fp16" and device.type != "cpu"`), so a stock Trainer with fp16=True
+    on a CPU trains in fp32 with no scaler. torch 2.13 has both halves on the CPU (torch.autocast("cpu",
+    dtype=torch.float16), torch.amp.GradScaler("cpu")); setting the accelerator's scaler and native_amp before
+    training makes accelerate wrap the model's forward in that autocast and the optimizer in that scaler (scale the
+    loss, unscale before clipping, skip a step on overflow): the code path a T4 takes. It is slow on a CPU without
+    native fp16 arithmetic (measured here: about 25 s per step of 2 short examples on the embedded model, shared CPU).
+    """
+    import torch
+
+    acc = getattr(trainer, "accelerator", None)
+    if acc is None or str(acc.mixed_precision) != "fp16":
+        return False
+    if getattr(trainer, "optimizer", None) is not None and hasattr(trainer.optimizer, "scaler"):
+        return False  # the optimizer was prepared already: too late to change its scaler
+    if acc.device.type == "cpu" and not acc.native_amp and acc.scaler is None:
+        acc.native_amp = True
+    elif not (acc.native_amp and type(acc.scaler) is torch.amp.GradScaler and acc.scaler.get_scale() == 2.0 ** 16):
+        return False  # no scaler (DeepSpeed and the like manage their own), a sharded one or one set up already
+    kwargs = acc.scaler_handler.to_kwargs() if getattr(acc, "scaler_handler", None) is not None else {}
+    kwargs.setdefault("init_scale", FP16_INITIAL_SCALE)
+    acc.scaler = torch.amp.GradScaler(acc.device.type, **kwargs)
+    return True
 
 
 def _half_precision_trainable(model) -> list:
@@ -422,19 +480,34 @@ def check_trainable_dtypes(model, args) -> None:
 
 
 class FiniteGuard:
-    """Stops a run at the first non-finite loss, gradient or weight, with DivergedError naming the step, the
-    precision and what to try.
+    """Stops a run at the first non-finite loss, gradient or weight, and a run whose GradScaler skips its optimizer
+    steps, with DivergedError naming the step, the precision and what to try.
 
     It sees each micro-batch's raw loss (before the Trainer's logging_nan_inf_filter could replace it), the
-    gradients before every optimizer step (without a GradScaler: with fp16 an overflow is expected and the
-    scaler skips that step), and the trainable weights every `weights_every` steps and at the end.
+    gradients before every optimizer step, and the trainable weights every `weights_every` steps and at the end.
+    The Trainer always clips (or measures) the gradient norm before `on_pre_optimizer_step`, and accelerate's
+    clip_grad_norm_ unscales first, so under a GradScaler the guard sees unscaled gradients (their finiteness is the
+    same scaled or not: the scale is a finite positive number).
+
+    Under a GradScaler (fp16) a non-finite gradient is expected now and then: the scaler skips that step and halves
+    its scale. The guard counts the skipped steps (accelerate's `optimizer_step_was_skipped`) and stops the run when
+      - a step overflows at a loss scale of 1 or less: nothing amplified the gradients, so they are truly not finite;
+      - MAX_SKIPPED_IN_A_ROW consecutive steps were skipped: from the default scale 2**16, halving 16 times reaches 1,
+        so 24 skips in a row means the scale fell well below 1 (or a scaler with a gentler backoff made no progress);
+      - at the end, every optimizer step of the run was skipped: no weight was ever updated, the run learned nothing.
     `run_trainer` attaches one to every run.
     """
+
+    MAX_SKIPPED_IN_A_ROW = 24
 
     def __init__(self, weights_every: int = 10):
         self.weights_every = weights_every
         self.trainer = None
         self._losses: list = []
+        self.steps_taken = 0
+        self.steps_skipped = 0
+        self.skipped_in_a_row = 0
+        self._scale_before: float | None = None
 
     # -- wiring
     def attach(self, trainer) -> FiniteGuard:
@@ -461,12 +534,16 @@ class FiniteGuard:
             def on_pre_optimizer_step(self, args, state, control, **kw):
                 guard.check_step(state.global_step + 1)
 
+            def on_optimizer_step(self, args, state, control, **kw):
+                guard.after_step(state.global_step + 1)
+
             def on_step_end(self, args, state, control, **kw):
                 if guard.weights_every and state.global_step % guard.weights_every == 0:
                     guard.check_weights(state.global_step)
 
             def on_train_end(self, args, state, control, **kw):
                 guard.check_weights(state.global_step, at_end=True)
+                guard.check_some_step_taken(state.global_step)
 
         return _Guard()
 
@@ -474,13 +551,19 @@ class FiniteGuard:
     def _trainable(self):
         return [p for p in self.trainer.model.parameters() if p.requires_grad]
 
+    def scaler(self):
+        """The GradScaler the trainer's accelerator really uses (None without one, or when it is disabled)."""
+        scaler = getattr(getattr(self.trainer, "accelerator", None), "scaler", None)
+        return scaler if scaler is not None and scaler.is_enabled() else None
+
     def check_step(self, step: int) -> None:
-        """Before the optimizer step: this step's micro-batch losses and (without GradScaler) its gradients."""
+        """Before the optimizer step: this step's micro-batch losses and its (unscaled) gradients."""
         import torch
 
         losses, self._losses = self._losses, []
-        args = self.trainer.args
-        grads = [] if args.fp16 else [p.grad for p in self._trainable() if p.grad is not None]
+        scaler = self.scaler()
+        self._scale_before = float(scaler.get_scale()) if scaler is not None else None
+        grads = [p.grad for p in self._trainable() if p.grad is not None]
         checks = [torch.isfinite(torch.stack([x.float().reshape(()) for x in losses])).all()] if losses else []
         if grads:
             checks.append(torch.isfinite(torch.nn.utils.get_total_norm(grads, foreach=None)).reshape(()))
@@ -491,8 +574,48 @@ class FiniteGuard:
         values = [float(x) for x in losses]
         if not all(math.isfinite(v) for v in values):
             self.fail(step, f"the loss was {next(v for v in values if not math.isfinite(v))}")
+        if scaler is not None:
+            scale = self._scale_before
+            if scale > 1:
+                return  # an fp16 overflow of the scaled gradients: the scaler skips this step (counted in after_step)
+            self.fail(step, f"the gradients were not finite at a loss scale of {scale:g} (nothing amplified them) while "
+                            f"the loss was finite ({values[-1]:.4g}): the backward pass produced them (the optimizer "
+                            "step was not taken)")
         self.fail(step, f"the gradients were not finite while the loss was finite ({values[-1]:.4g}): the backward "
                         "pass produced them (the optimizer step was not taken)")
+
+    def after_step(self, step: int) -> None:
+        """After the optimizer step: count the steps a GradScaler skipped.
+
+        accelerate's `optimizer_step_was_skipped` alone misses them with a fused optimizer (transformers 5's default
+        adamw_torch_fused): torch's GradScaler then always calls the optimizer's step with `found_inf` and the fused
+        kernel skips the update itself, so accelerate sees a step taken. The scaler's own record is reliable:
+        `update()` lowers the scale exactly when the step found inf/NaN gradients (it grows only after
+        growth_interval clean steps), so a scale lower than before the step means the step was skipped.
+        """
+        scaler = self.scaler()
+        if scaler is None:
+            return
+        accelerator = self.trainer.accelerator
+        skipped = bool(accelerator.optimizer_step_was_skipped) or (
+            self._scale_before is not None and float(scaler.get_scale()) < self._scale_before)
+        if not skipped:
+            self.steps_taken += 1
+            self.skipped_in_a_row = 0
+            return
+        self.steps_skipped += 1
+        self.skipped_in_a_row += 1
+        if self.skipped_in_a_row >= self.MAX_SKIPPED_IN_A_ROW:
+            self.fail(step, f"the GradScaler skipped the last {self.skipped_in_a_row} optimizer steps in a row (the "
+                            f"fp16 gradients overflowed each time; loss scale now {float(self.scaler().get_scale()):g})")
+
+    def check_some_step_taken(self, step: int) -> None:
+        """At the end: a run whose every optimizer step was skipped updated no weight, and is not a result."""
+        if self.steps_skipped and not self.steps_taken:
+            scale = float(self.scaler().get_scale()) if self.scaler() is not None else float("nan")
+            self.fail(step, f"the GradScaler skipped every optimizer step ({self.steps_skipped} of "
+                            f"{self.steps_skipped}): the fp16 gradients overflowed each time (loss scale now {scale:g}), "
+                            "so no weight was updated and the run learned nothing")
 
     def check_weights(self, step: int, at_end: bool = False) -> None:
         import torch
@@ -508,7 +631,7 @@ class FiniteGuard:
         total = trainer.state.max_steps or "?"
         raise DivergedError(
             f"Training diverged at optimizer step {step} of {total}: {what}.\n"
-            f"Precision: {precision_summary(trainer.model, args)}; learning rate {args.learning_rate:g}; "
+            f"Precision: {precision_summary(trainer.model, args, getattr(trainer, 'accelerator', None))}; learning rate {args.learning_rate:g}; "
             f"training batches padded on the {side}; activation checkpointing "
             f"{'on' if args.activation_checkpointing else 'off'}.\n"
             "What to try: a lower learning rate; fp32 (GPTFORALL_PRECISION=fp32) to tell a precision problem from "
@@ -580,8 +703,9 @@ def run_trainer(trainer, method: str) -> TrainResult:
     if trainable == 0:
         raise ValueError("The model has no trainable parameters; attach an adapter or unfreeze layers.")
     check_trainable_dtypes(trainer.model, trainer.args)
+    enable_fp16(trainer)
     FiniteGuard().attach(trainer)
-    print(f"training {method}: {precision_summary(trainer.model, trainer.args)}")
+    print(f"training {method}: {precision_summary(trainer.model, trainer.args, trainer.accelerator)}")
     device = "cuda" if trainer.args.device.type == "cuda" else "cpu"
     started = time.perf_counter()
     with PeakMemory(device) as pm:
