@@ -8,14 +8,18 @@ query row that attends to nothing (causal mask + padding mask). This script asks
   2. one LoRA step of the embedded model on real sentiment prompts, the way the course trains (answer-only loss,
      the run's precision and autocast), with left and with right padding, with and without activation
      checkpointing: is the loss finite, and are the adapters' gradients finite?
+  3. a short LoRA training run the way notebook 04 trains (training.run_trainer, so training.FiniteGuard watches
+     it; its learning rate 3e-4 and batch 16), with left and with right padding, with and without activation
+     checkpointing: the first optimizer step the guard flags (a DivergedError), or none in --guard-steps steps.
 Seconds on a GPU, about a minute on a CPU. Writes benchmarks/results/sdpa_masked_rows_<device>.{json,md}.
-    python benchmarks/sdpa_masked_rows.py [--name STEM]
+    python benchmarks/sdpa_masked_rows.py [--name STEM] [--guard-steps 20] [--skip-kernels] [--skip-training]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -93,6 +97,39 @@ def training_check(side: str, checkpointing: bool, n: int = 16) -> dict:
             "padded_positions": int((batch["attention_mask"] == 0).sum())}
 
 
+def guard_check(side: str, checkpointing: bool, steps: int, batch: int = 16, learning_rate: float = 3e-4) -> dict:
+    """`steps` optimizer steps of notebook 04's LoRA (r=8, alpha=16, lr 3e-4, answer-only loss) through
+    training.run_trainer, which attaches training.FiniteGuard, with `side` padding: the first step it flags."""
+    from peft import get_peft_model
+
+    from gptforall_utils import data, env, models, prompts, training
+
+    run = env.start("sdpa_masked_rows", "cpu" if env.device() == "cpu" else "gpu",
+                    output_dir="/tmp/sdpa_masked_rows", verbose=False)
+    tok = models.load_tokenizer("auto")
+    model = models.load_model("auto", verbose=False)
+    model = get_peft_model(model, training.lora_config(model, r=8, alpha=16, dropout=0.05))
+    pool = data.sample(data.load("sentiment", "offline", seed=0)["train"], steps * batch, seed=1)
+    P = prompts.SENTIMENT
+    ds = training.prompt_completion_dataset(tok, [P.render(tok, t) for t in pool["text"]],
+                                            [P.target(y) for y in pool["label"]])
+    args = training.training_arguments(run, f"/tmp/sdpa_masked_rows/guard_{side}_{int(checkpointing)}",
+                                       learning_rate=learning_rate, batch_size=batch, grad_accum=1, max_steps=steps,
+                                       logging_steps=1, gradient_checkpointing=checkpointing)
+    trainer = training._trainer_class()(model=model, args=args, train_dataset=ds,
+                                        data_collator=training.collator(tok, side))
+    row = {"padding": side, "checkpointing": checkpointing, "precision": run.precision, "steps": steps,
+           "batch": batch, "learning_rate": learning_rate}
+    try:
+        res = training.run_trainer(trainer, "lora")
+    except training.DivergedError as e:
+        found = re.search(r"optimizer step (\d+) of", str(e))
+        return {**row, "first_flagged_step": int(found.group(1)) if found else None,
+                "flagged": str(e).splitlines()[0][:200], "losses": []}
+    return {**row, "first_flagged_step": None, "flagged": "",
+            "losses": [round(float(loss), 4) for _, loss in res.loss_history]}
+
+
 def main(argv=None) -> int:
     from torch.nn.attention import SDPBackend
 
@@ -100,14 +137,21 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", default=None, help="results file stem (default sdpa_masked_rows_<device>)")
-    ap.add_argument("--skip-training", action="store_true")
+    ap.add_argument("--results-dir", default=str(RESULTS), help="where the .md and .json go (default benchmarks/results)")
+    ap.add_argument("--skip-kernels", action="store_true", help="leave out part 1 (the SDPA kernels)")
+    ap.add_argument("--skip-training", action="store_true", help="leave out part 2 (one LoRA step)")
+    ap.add_argument("--guard-steps", type=int, default=20,
+                    help="optimizer steps of part 3 (the first step FiniteGuard flags); 0 leaves it out")
+    ap.add_argument("--guard-runs", default="left-off,left-on,right-off,right-on",
+                    help="part 3's runs: padding side and activation checkpointing, e.g. left-off,right-off")
+    ap.add_argument("--guard-batch", type=int, default=16, help="part 3's batch (notebook 04's gpu profile: 16)")
     a = ap.parse_args(argv)
     dev = env.device()
     kernels = []
     dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     backends = {"auto": None, "math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
                 "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
-    for dname, dtype in dtypes.items():
+    for dname, dtype in ({} if a.skip_kernels else dtypes).items():
         if dev == "cpu" and dname == "fp16":
             continue
         for bname, backend in backends.items():
@@ -120,13 +164,21 @@ def main(argv=None) -> int:
             for ckpt in (False, True):
                 trains.append(training_check(side, ckpt))
                 print(trains[-1], flush=True)
+    guards = []
+    runs = [r.strip().split("-") for r in a.guard_runs.split(",") if r.strip()]
+    if any(len(r) != 2 or r[0] not in ("left", "right") or r[1] not in ("off", "on") for r in runs):
+        raise ValueError(f"--guard-runs takes left-off, left-on, right-off, right-on; got {a.guard_runs!r}")
+    for side, ckpt in runs if a.guard_steps > 0 else []:
+        guards.append(guard_check(side, ckpt == "on", a.guard_steps, batch=a.guard_batch))
+        print(guards[-1], flush=True)
     info = env.environment()
     machine = info.get("gpu") or "CPU"
     result = {"device": dev, "machine": machine, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-              "kernels": kernels, "training": trains}
+              "kernels": kernels, "training": trains, "guard": guards}
     stem = a.name or f"sdpa_masked_rows_{dev}"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    results = Path(a.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Fully masked attention rows on {machine} ({dev}, torch {torch.__version__}, {result['date']})", "",
              "Measured by `benchmarks/sdpa_masked_rows.py`. Kernels: batch 16 x 9 heads x 96 positions, every other "
              "row left-padded by 7 (a causal pad query row attends to nothing); the loss sums the real rows only.", "",
@@ -148,7 +200,17 @@ def main(argv=None) -> int:
             lines.append(f"| {t['padding']} | {t['checkpointing']} | {t['precision']} | {t['loss']:.4f} | "
                          f"{t['adapter_tensors_with_nan_or_inf_grad']} of {t['adapter_tensors']} | "
                          f"{t['padded_positions']} |")
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    if guards:
+        lines += ["", f"Training as notebook 04 does (LoRA r=8, learning rate {guards[0]['learning_rate']:g}, batch "
+                  f"{guards[0]['batch']}, training.run_trainer with training.FiniteGuard) for {guards[0]['steps']} "
+                  "optimizer steps: the first step the guard flags.", "",
+                  "| padding | activation checkpointing | precision | first step flagged | loss, first -> last logged |",
+                  "| --- | --- | --- | ---: | --- |"]
+        for g in guards:
+            losses = f"{g['losses'][0]} -> {g['losses'][-1]}" if g["losses"] else g["flagged"]
+            lines.append(f"| {g['padding']} | {g['checkpointing']} | {g['precision']} | "
+                         f"{'none' if not g['flagged'] else g['first_flagged_step'] or '?'} | {losses} |")
+    (results / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

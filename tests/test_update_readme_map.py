@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 
 import pytest
@@ -68,14 +69,68 @@ def test_second_run_changes_nothing(repo):
     assert readme.read_text() == before
 
 
-def test_gpu_times_appear_when_measured(repo):
+def _gpu_report(folder, rows, gpu="NVIDIA H100 80GB HBM3", precision="unset", memory="unset", profile="gpu"):
+    folder.mkdir(parents=True)
+    environment = {"device": "cuda", "gpu": gpu, "GPTFORALL_PRECISION": precision, "GPTFORALL_GPU_MEMORY_GB": memory}
+    (folder / "results.json").write_text(json.dumps({"profile": profile, "environment": environment, "notebooks": [
+        {"notebook": n, "status": s, "seconds": t, "metrics": {}} for n, s, t in rows]}))
+
+
+def test_gpu_times_appear_when_measured_labelled_with_the_card(repo):
+    root, readme = repo
+    _gpu_report(root / "reports" / "gpu", [("04_sentiment", "ok", 150.0)])
+    readme_map.update(readme, root)
+    sentiment = _rows(readme.read_text())[1]
+    assert sentiment.split("|")[-2].strip() == "2.5 min (H100)"
+    assert "measured: smoke, cpu, gpu (H100)" in readme.read_text()
+
+
+def test_a_report_without_its_environment_is_not_given_a_card(repo):
     root, readme = repo
     (root / "reports" / "gpu").mkdir()
     (root / "reports" / "gpu" / "results.json").write_text(json.dumps(
         {"notebooks": [{"notebook": "04_sentiment", "status": "ok", "seconds": 150.0, "metrics": {}}]}))
     readme_map.update(readme, root)
-    sentiment = _rows(readme.read_text())[1]
-    assert sentiment.split("|")[-2].strip() == "2.5 min"
+    assert _rows(readme.read_text())[1].split("|")[-2].strip() == "2.5 min (card not recorded)"
+
+
+def test_gpu_session_streams_are_labelled_as_card_and_t4_emulated_never_t4(repo):
+    """gpu_session.sh's streams (reports/gpu-card, reports/gpu-t4emulated) and the copies it keeps in
+    benchmarks/results/gpu_session/: each time names the card; a T4's settings on an H100 are not a T4."""
+    root, readme = repo
+    _gpu_report(root / "reports" / "gpu-card" / "gpu", [("04_sentiment", "ok", 72.0), ("00_welcome", "failed", 5.0)])
+    _gpu_report(root / "reports" / "gpu-t4emulated" / "gpu", [("04_sentiment", "ok", 95.0)],
+                precision="fp16", memory="15")
+    kept = root / "benchmarks" / "results" / "gpu_session"
+    _gpu_report(kept / "gpu-card", [("04_sentiment", "ok", 999.0), ("00_welcome", "ok", 20.0)])  # same label: reports/ wins
+    _gpu_report(kept / "gpu-smoke-1", [("00_welcome", "ok", 3.0)], profile="smoke")              # not a gpu-profile run
+    readme_map.update(readme, root)
+    text = readme.read_text()
+    welcome, sentiment = _rows(text)
+    assert sentiment.split("|")[-2].strip() == "72 s (H100) · 1.6 min (H100, T4-emulated)"
+    assert welcome.split("|")[-2].strip() == "20 s (H100)"
+    assert "gpu (H100; H100, T4-emulated)" in text
+    assert not re.search(r"\(T4\b", text)
+
+
+@pytest.mark.parametrize("environment, label", [
+    ({"device": "cuda", "gpu": "NVIDIA H100 80GB HBM3", "GPTFORALL_PRECISION": "unset",
+      "GPTFORALL_GPU_MEMORY_GB": "unset"}, "H100"),
+    ({"device": "cuda", "gpu": "NVIDIA H100 80GB HBM3", "GPTFORALL_PRECISION": "fp16",
+      "GPTFORALL_GPU_MEMORY_GB": "15"}, "H100, T4-emulated"),
+    ({"device": "cuda", "gpu": "NVIDIA H200", "GPTFORALL_PRECISION": "fp16", "GPTFORALL_GPU_MEMORY_GB": "40"},
+     "H200, fp16, 40 GiB cap"),
+    ({"device": "cuda", "gpu": "NVIDIA A100-SXM4-40GB", "GPTFORALL_PRECISION": "fp16",
+      "GPTFORALL_GPU_MEMORY_GB": "unset"}, "A100, fp16"),
+    ({"device": "cuda", "gpu": "Tesla T4", "GPTFORALL_PRECISION": "unset", "GPTFORALL_GPU_MEMORY_GB": "unset"}, "T4"),
+    ({"device": "cuda", "gpu": "Tesla T4", "GPTFORALL_PRECISION": "fp16", "GPTFORALL_GPU_MEMORY_GB": "15"},
+     "T4, fp16, 15 GiB cap"),
+    ({"device": "cuda", "gpu": "NVIDIA L4"}, "L4"),
+    ({"device": "cpu", "GPTFORALL_PRECISION": "fp16"}, "CPU"),
+    ({}, "card not recorded"),
+])
+def test_gpu_label_names_the_card_and_what_emulated_it(environment, label):
+    assert readme_map.gpu_label(environment) == label
 
 
 def test_missing_markers_are_refused(repo):
