@@ -30,11 +30,6 @@ def fake_load_dataset(path, name=None, *, split=None, source="samples"):
     return dd[split] if split is not None else dd
 
 
-def sample_ids():
-    return sorted(json.loads((p / "schema.json").read_text())["hub_id"] for p in hub_samples().iterdir()
-                  if (p / "schema.json").is_file())
-
-
 FIXTURE_NAMES = sorted(p.name for p in HUB_FIXTURES.iterdir() if (p / "schema.json").is_file())
 
 
