@@ -30,6 +30,9 @@ FAKE_PY = r'''
 import json, os, sys, time
 from pathlib import Path
 
+sys.path.insert(0, os.getcwd())  # the repository: the script runs from its root
+from gptforall_utils import bars
+
 args = sys.argv[1:]
 progress = Path(os.environ["FAKE_PROGRESS"])
 with open(os.environ["FAKE_LOG"], "a") as f:
@@ -48,14 +51,11 @@ if args[:3] == ["-m", "gptforall_utils.course", "run"]:
     time.sleep(float(os.environ.get(f"FAKE_SLEEP_{item}", "0.05")))
     folder = reports / profile
     stem = item if "_" in item else f"{item}_notebook"
-    metrics = {"04": {"accuracy_lora": 0.9, "accuracy_zero_shot": 0.7, "lora_final_loss": 0.2},
+    metrics = {"04": {"accuracy_lora": 0.9, "accuracy_zero_shot": 0.7, "lora_first_loss": 0.7, "lora_final_loss": 0.2},
                "07": {"accuracy_lora": 0.5, "accuracy_zero_shot": 0.3}}.get(item, {"x": 1})
     (folder / stem).mkdir(parents=True, exist_ok=True)
     (folder / stem / "metrics.json").write_text(json.dumps(metrics))
     executed = folder / "executed" / f"{stem}.ipynb"
-    executed.parent.mkdir(exist_ok=True)
-    executed.write_text(json.dumps({"cells": [{"outputs": [{"output_type": "stream", "name": "stdout",
-                                                            "text": "{'method': 'lora', 'first_loss': 0.7, 'final_loss': 0.2}"}]}]}))
     environment = {"device": "cuda", "gpu": "NVIDIA H100 80GB HBM3",
                    "GPTFORALL_PRECISION": os.environ.get("GPTFORALL_PRECISION") or "unset",
                    "GPTFORALL_GPU_MEMORY_GB": os.environ.get("GPTFORALL_GPU_MEMORY_GB") or "unset"}
@@ -63,7 +63,9 @@ if args[:3] == ["-m", "gptforall_utils.course", "run"]:
     earlier = json.loads(file.read_text())["notebooks"] if file.exists() else []
     rows = [r for r in earlier if r["notebook"] != stem] + [
         {"notebook": stem, "status": "ok", "seconds": 1.5, "metrics": metrics, "error": "", "executed": str(executed)}]
-    file.write_text(json.dumps({"profile": profile, "environment": environment, "notebooks": rows}))
+    checked = [b for r in rows for b in bars.check(r["notebook"], profile, r["metrics"])]  # as the runner does
+    file.write_text(json.dumps({"profile": profile, "environment": environment, "notebooks": rows, "bars": [
+        {"notebook": b.bar.notebook, "check": b.bar.check, "status": b.status, "values": b.values} for b in checked]}))
     (folder / "results.md").write_text("# results\n")
 elif args and args[0].endswith("sdpa_masked_rows.py"):
     guard = [{"padding": "left", "checkpointing": False, "precision": "bf16", "first_flagged_step": 1,
@@ -143,7 +145,9 @@ def test_stages_run_in_order_and_each_result_is_written_when_it_ends(tmp_path):
         ("gpu-card", "04"): "H100", ("gpu-card", "07"): "H100",
         ("gpu-t4emulated", "04"): "H100, T4-emulated", ("gpu-t4emulated", "07"): "H100, T4-emulated"}
     assert all(r["status"] == "ok" and r["bars"]["passed"] and r["bars"]["judged"] for r in judged.values())
-    assert "loss 0.7000 -> 0.2000" in judged["gpu-card", "04"]["bars"]["figures"]
+    figures = judged["gpu-card", "04"]["bars"]["figures"]   # the course runner's bars (gptforall_utils/bars.py)
+    assert "accuracy_lora >= 0.85: holds" in figures and "lora_final_loss < lora_first_loss: holds" in figures
+    assert "accuracy_lora > accuracy_zero_shot: holds" in judged["gpu-card", "07"]["bars"]["figures"]
     assert [r["status"] for r in progress if r["stage"] == 2] == ["ok"] * 4
     commands = {r["item"]: r for r in progress if r["kind"] == "command"}
     assert set(commands) == {"sdpa_masked_rows", "sdpa_masked_rows_fp16", "bench_training"}
@@ -183,10 +187,10 @@ def test_a_cut_keeps_what_finished_and_says_what_was_cut(tmp_path):
 
 
 def test_a_failed_bar_is_recorded_as_failed(tmp_path):
-    """The bar check reads the figures: 04 below 0.85, or a loss that does not fall, fails."""
+    """The bars are read from the report: 04 below 0.85, or a loss that does not fall, fails."""
     below = FAKE_PY.replace('"accuracy_lora": 0.9', '"accuracy_lora": 0.84')
-    flat = FAKE_PY.replace("'first_loss': 0.7", "'first_loss': 0.1")
-    for fake, why in ((below, "accuracy_lora 0.840"), (flat, "loss 0.1000 -> 0.2000")):
+    flat = FAKE_PY.replace('"lora_first_loss": 0.7', '"lora_first_loss": 0.1')
+    for fake, why in ((below, "accuracy_lora >= 0.85: short"), (flat, "lora_final_loss < lora_first_loss: short")):
         folder = tmp_path / why.split()[0]
         folder.mkdir()
         _, _, progress, out, _ = _session(folder, fake, SMOKE_NOTEBOOKS="00", SMOKE_SOLUTIONS=0, STAGE1_NOTEBOOKS="04",
