@@ -159,8 +159,8 @@ run_cut() {
 }
 
 # record STAGE STREAM KIND ITEM STATUS_CODE SECONDS [PROFILE REPORTS_DIR]: one line in progress.log and
-# progress.md; for a notebook, its report's status and figures, the bars of 04 and 07 (stage 1), and a copy of
-# the stream's results into $OUT/STREAM.
+# progress.md; for a notebook, its report's status and figures, stage 1's learning bars, and a copy of the stream's
+# results into $OUT/STREAM; for a command, what its results file holds.
 record() {
   "$PY" - "$OUT" "$@" <<'PY'
 import json, shutil, sys, time
@@ -411,6 +411,6 @@ name = lambda r: r["item"] if r["kind"] == "command" else f"{r['stream']} {r['it
 cut = [name(r) for r in rows if r["status"] == "cut"]
 skipped = [name(r) for r in rows if r["status"] == "skipped"]
 print(f"- cut at the end of the budget: {', '.join(cut) or 'nothing'}")
-print(f"- not started (budget spent): {', '.join(skipped + never) or 'nothing'}")
+print(f"- not started (too little time left): {', '.join(skipped + never) or 'nothing'}")
 PY
 echo "total $(elapsed) s"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -113,7 +114,7 @@ def guard_check(side: str, checkpointing: bool, steps: int, batch: int = 16, lea
     P = prompts.SENTIMENT
     ds = training.prompt_completion_dataset(tok, [P.render(tok, t) for t in pool["text"]],
                                             [P.target(y) for y in pool["label"]])
-    args = training.training_arguments(run, f"/tmp/sdpa_masked_rows/guard_{side}_{int(checkpointing)}",
+    args = training.training_arguments(run, f"/tmp/sdpa_masked_rows/guard_{os.getpid()}_{side}_{int(checkpointing)}",
                                        learning_rate=learning_rate, batch_size=batch, grad_accum=1, max_steps=steps,
                                        logging_steps=1, gradient_checkpointing=checkpointing)
     trainer = training._trainer_class()(model=model, args=args, train_dataset=ds,

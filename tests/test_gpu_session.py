@@ -182,7 +182,7 @@ def test_a_cut_keeps_what_finished_and_says_what_was_cut(tmp_path):
     summary = (out / "session.md").read_text()
     assert "cut at the end of the budget: gpu-card 07, gpu-t4emulated 07" in summary or \
         "cut at the end of the budget: gpu-t4emulated 07, gpu-card 07" in summary
-    assert "not started (budget spent): gpu-smoke-1 00, sdpa_masked_rows" in summary
+    assert "not started (too little time left): gpu-smoke-1 00, sdpa_masked_rows" in summary
     assert "| cut |" in (out / "progress.md").read_text()
 
 
