@@ -20,8 +20,8 @@
 #      precision and memory on this card, never a T4). After each notebook its learning bars, as the course runner
 #      checked them against its metrics.json (gptforall_utils/bars.py, in results.json), are recorded: among them
 #      the judged ones, 04's LoRA accuracy >= 0.85 with a falling loss and 07's LoRA accuracy above zero-shot.
-#   2. every notebook in the smoke profile as the card is (SMOKE_WORKERS=3 workers taking the longest first from one
-#      queue, each with its own --reports folder reports/gpu-smoke-W), then the solutions while more than RESERVE
+#   2. every notebook in the smoke profile as the card is (SMOKE_WORKERS=3 workers of 2 threads taking the longest
+#      first from one queue, each with its own --reports folder reports/gpu-smoke-W), then the solutions while more than RESERVE
 #      (120) s are left. It starts when stage 1 is done, or at STAGE2_AT (half the budget) alongside a stage 1 still
 #      running, so that both judged stages get time.
 #   3. the diagnosis of the earlier collapse (benchmarks/sdpa_masked_rows.py), as the card is and with fp16, side by
@@ -49,7 +49,7 @@
 #   GPU_SESSION_DRY_RUN=1 bash benchmarks/gpu_session.sh                       # notebooks in the smoke profile
 #   GPU_SESSION_DRY_RUN=1 GPU_SESSION_SECONDS=60 bash benchmarks/gpu_session.sh   # a budget that cuts it
 # Knobs: GPU_SESSION_SECONDS (the budget itself), GPU_SESSION_MARGIN, STAGE1_NOTEBOOKS, SMOKE_NOTEBOOKS,
-# SMOKE_SOLUTIONS (0/1), SMOKE_WORKERS, STREAM_THREADS, STAGE2_AT, RESERVE, MIN_NOTEBOOK, MIN_COMMAND,
+# SMOKE_SOLUTIONS (0/1), SMOKE_WORKERS, SMOKE_THREADS, STREAM_THREADS, STAGE2_AT, RESERVE, MIN_NOTEBOOK, MIN_COMMAND,
 # GPU_SESSION_OUT, GPU_SESSION_REPORTS, GPU_SESSION_RESULTS (where the benchmarks write), PYTHON.
 set -u
 cd "$(dirname "$0")/.."
@@ -71,6 +71,7 @@ if [ "$DRY" = 1 ]; then  # the same stages on a CPU, sized to seconds
   SOLUTIONS=${SMOKE_SOLUTIONS:-0}
   THREADS=${STREAM_THREADS:-1}
   WORKERS=${SMOKE_WORKERS:-1}
+  SMOKE_THREADS=${SMOKE_THREADS:-1}
   DIAG_ARGS="--skip-training --guard-steps 1 --guard-runs left-off --guard-batch 4"
   BENCH_ARGS="--trimmed --steps 2 --examples 16 --batch 4 --methods lora --settings project"
   BUDGET=${GPU_SESSION_SECONDS:-900}
@@ -83,8 +84,9 @@ else
   STAGE1=${STAGE1_NOTEBOOKS:-04 07}
   SMOKE=${SMOKE_NOTEBOOKS:-all}
   SOLUTIONS=${SMOKE_SOLUTIONS:-1}
-  THREADS=${STREAM_THREADS:-5}
+  THREADS=${STREAM_THREADS:-5}     # stage 1: 2 streams x 5 threads
   WORKERS=${SMOKE_WORKERS:-3}
+  SMOKE_THREADS=${SMOKE_THREADS:-2}  # stage 2: 3 workers x 2 threads, so 16 cores cover both when they overlap
   DIAG_ARGS="--guard-steps 20"
   BENCH_ARGS="--trimmed --steps 6 --examples 256"
   BUDGET=${GPU_SESSION_SECONDS:-}
@@ -315,8 +317,9 @@ pop() {  # the next queue item, or nothing (a mkdir lock: workers take turns)
   rmdir "$QUEUE.lock"
   echo "$item"
 }
-smoke_worker() {
+smoke_worker() {  # runs in its own subshell: THREADS is this worker's
   local w=$1 item
+  THREADS=$SMOKE_THREADS
   while item=$(pop); [ -n "$item" ]; do
     if [[ "$item" == *_solutions ]] && [ "$(left)" -lt "$RESERVE" ]; then
       record 2 "gpu-smoke-$w" notebook "$item" 999 0; continue   # solutions only with time to spare
@@ -334,7 +337,8 @@ not found' in the notebooks"
   echo
   echo "Budget: $BUDGET s of work (DEADLINE ${DEADLINE:-unset}, run.sh setup ${SETUP:-not read} s, margin $MARGIN s)."
   echo "Plan: 1. $STAGE1 in the $PROFILE1 profile, gpu-card and gpu-t4emulated ($T4_ENV) side by side, $THREADS"
-  echo "threads each; 2. smoke ($SMOKE; solutions $SOLUTIONS while more than $RESERVE s are left), $WORKERS workers,"
+  echo "threads each; 2. smoke ($SMOKE; solutions $SOLUTIONS while more than $RESERVE s are left), $WORKERS workers"
+  echo "x $SMOKE_THREADS threads,"
   echo "from stage 1's end or $STAGE2_AT s; 3. sdpa_masked_rows.py $DIAG_ARGS, as the card is and fp16;"
   echo "4. bench_training.py $BENCH_ARGS. Progress: progress.md / progress.log (JSONL), one line per item as it ends."
   [ "$DRY" = 1 ] && echo "DRY RUN on $(nproc) CPU cores: the stages and their order as on a GPU, sizes cut to seconds."

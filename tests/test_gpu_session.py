@@ -39,7 +39,8 @@ with open(os.environ["FAKE_LOG"], "a") as f:
     f.write(json.dumps({"t": time.time(), "pid": os.getpid(), "args": args,
                         "progress_lines": len(progress.read_text().splitlines()) if progress.exists() else 0,
                         "precision": os.environ.get("GPTFORALL_PRECISION", ""),
-                        "memory": os.environ.get("GPTFORALL_GPU_MEMORY_GB", "")}) + "\n")
+                        "memory": os.environ.get("GPTFORALL_GPU_MEMORY_GB", ""),
+                        "threads": os.environ.get("OMP_NUM_THREADS", "")}) + "\n")
 
 
 def opt(name):
@@ -131,6 +132,8 @@ def test_stages_run_in_order_and_each_result_is_written_when_it_ends(tmp_path):
     # Side by side, one `course run` per notebook, each stream with its own --reports folder and settings.
     assert streams == {"gpu-card": [("04", "", ""), ("07", "", "")],
                        "gpu-t4emulated": [("04", "fp16", "15"), ("07", "fp16", "15")]}
+    # Separate CPU threads: 2 x 5 for stage 1, 2 per smoke worker (3 x 2 when the stages overlap).
+    assert {c["threads"] for c in stage1} == {"5"} and {c["threads"] for c in calls if _kind(c) == "smoke"} == {"2"}
     smoke = [c["args"][c["args"].index("--only") + 1] for c in calls if _kind(c) == "smoke"]
     assert sorted(smoke) == ["00", "00_quickstart_solutions", "04", "04_sentiment_classification_solutions"]
     assert smoke.index("04_sentiment_classification_solutions") > max(smoke.index("00"), smoke.index("04"))
