@@ -13,7 +13,7 @@
 # results finished so far. DEADLINE=560 needs timeout_s 600 and about 11 minutes of device time left before the
 # last call; with less, set DEADLINE to (budget_left_s - 120).
 #
-# The stages, in this order (times for DEADLINE=560, i.e. about 460 s of work):
+# The stages, in this order, within the budget (about 460 s of work with DEADLINE=560):
 #   1. notebooks 04 and 07 in the gpu profile, two streams side by side, each with its own CPU threads and
 #      --reports folder: as the card is (reports/gpu-card, labelled e.g. "H100") and T4-emulated with
 #      GPTFORALL_PRECISION=fp16 GPTFORALL_GPU_MEMORY_GB=15 (reports/gpu-t4emulated, "H100, T4-emulated": a T4's
@@ -21,8 +21,8 @@
 #      checked them against its metrics.json (gptforall_utils/bars.py, in results.json), are recorded: among them
 #      the judged ones, 04's LoRA accuracy >= 0.85 with a falling loss and 07's LoRA accuracy above zero-shot.
 #   2. every notebook in the smoke profile as the card is (SMOKE_WORKERS=3 workers of 2 threads taking the longest
-#      first from one queue, each with its own --reports folder reports/gpu-smoke-W), then the solutions while more than RESERVE
-#      (120) s are left. It starts when stage 1 is done, or at STAGE2_AT (half the budget) alongside a stage 1 still
+#      first from one queue, each with its own --reports folder reports/gpu-smoke-W), then the solutions while more
+#      than RESERVE (120) s are left. It starts when stage 1 is done, or at STAGE2_AT (half the budget) alongside a stage 1 still
 #      running, so that both judged stages get time.
 #   3. the diagnosis of the earlier collapse (benchmarks/sdpa_masked_rows.py), as the card is and with fp16, side by
 #      side: NaN from fully masked attention rows per SDPA backend; one LoRA step with left vs right padding and
