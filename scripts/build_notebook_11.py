@@ -43,7 +43,6 @@ result = training.train(lora, train_ds, args, tok, method="lora")'''
 SETUP = '''
 import copy
 import time
-import warnings
 
 import gguf
 import matplotlib.pyplot as plt
@@ -54,14 +53,15 @@ from peft import get_peft_model
 from gptforall_utils import assets, data, env, export, memory, metrics, models, prompts, training
 
 run = env.start("11_pruning_export_on_device", PROFILE, MODEL, DATA, OUTPUT_DIR, SEED)
-N_TRAIN = run.pick(smoke=16, cpu=320, gpu=2000)         # sentiment snippets the LoRA adapter trains on
-N_EVAL = run.pick(smoke=16, cpu=100, gpu=1000)          # held-out snippets every form of the model is scored on
-PPL_TOKENS = run.pick(smoke=256, cpu=2048, gpu=20000)   # held-out general text for perplexity
-CALIBRATION = run.pick(smoke=(2, 64), cpu=(8, 256), gpu=(32, 512))  # Wanda: (sequences, tokens each)
+N_TRAIN = run.pick(smoke=8, cpu=320, gpu=2000)          # sentiment snippets the LoRA adapter trains on
+N_EVAL = run.pick(smoke=8, cpu=100, gpu=1000)           # held-out snippets every form of the model is scored on
+PPL_TOKENS = run.pick(smoke=128, cpu=2048, gpu=20000)   # held-out general text for perplexity
+CALIBRATION = run.pick(smoke=(1, 32), cpu=(8, 256), gpu=(32, 512))  # Wanda: (sequences, tokens each)
 SPARSITIES = run.pick(smoke=[0.5], cpu=[0.2, 0.4, 0.5, 0.6, 0.7], gpu=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
 FOUR_BIT = "Q4_1"                                       # the 4-bit file: the embedded model's own type (section 4)
-GGUF_TYPES = ("F16", "Q8_0", "Q4_1", "Q4_0")            # the files this notebook writes and checks
-NEW_TOKENS = run.pick(smoke=8, cpu=48, gpu=64)          # generated tokens per speed measurement
+GGUF_TYPES = run.pick(smoke=("F16", FOUR_BIT), cpu=("F16", "Q8_0", "Q4_1", "Q4_0"),  # the files this notebook
+                      gpu=("F16", "Q8_0", "Q4_1", "Q4_0"))                       # writes and checks
+NEW_TOKENS = run.pick(smoke=4, cpu=48, gpu=64)          # generated tokens per speed measurement
 timer = time.perf_counter()
 '''
 
@@ -115,14 +115,30 @@ LoRA keeps two small matrices next to each frozen weight: `h = W x + (alpha / r)
 `W' = W + (alpha / r) · B A` once, so the model is an ordinary transformers model again: no PEFT at inference, nothing
 extra per token, and it prunes and exports like any other. A GGUF file holds plain weights, so merging comes first.'''),
     ("code", '''
-probe = tok(P.render(tok, texts[0]), return_tensors="pt", add_special_tokens=False)["input_ids"]
+probe = tok(P.render(tok, texts[0]), return_tensors="pt", add_special_tokens=False)["input_ids"].to(run.device)
+# Does merging change what the model computes? Checked on an fp32 twin, so the answer means the same at every
+# precision: bf16 logits alone are rounded to steps of up to 0.125, which hides a wrong merge as easily as a right one.
+lora.eval()                                             # inference: no dropout (training leaves it switched on)
+twin = copy.deepcopy(lora).float()
 with torch.no_grad():
-    adapter_logits = lora(input_ids=probe).logits
+    adapter_logits = twin(input_ids=probe).logits
+    with twin.disable_adapter():                        # the base model: what the adapter changes
+        adapter_effect = (adapter_logits - twin(input_ids=probe).logits).abs().max().item()
+    twin_logits = export.merge_adapter(twin)(input_ids=probe).logits
+merge_diff = (twin_logits - adapter_logits).abs().max().item()
+merge_agrees = env.agree(twin_logits, adapter_logits, "fp32")  # the one tolerance table (env.rounding_tolerance)
+del twin
+with torch.no_grad():
+    run_logits = lora(input_ids=probe).logits.float()
 merged = export.merge_adapter(lora)  # PEFT folds B A into W in place and hands back the base model
 with torch.no_grad():
-    merge_diff = (merged(input_ids=probe).logits - adapter_logits).abs().max().item()
+    merge_diff_run = (merged(input_ids=probe).logits.float() - run_logits).abs().max().item()
+print(f"merged model: {type(merged).__name__}. In fp32, merging changes the logits by at most {merge_diff:.2e} "
+      f"({'within' if merge_agrees else 'OUTSIDE'} fp32 rounding); the adapter itself moves them by up to "
+      f"{adapter_effect:.2e}")
+print(f"in this run's {run.precision}, merged vs adapter logits differ by up to {merge_diff_run:.2e}: "
+      f"W + (alpha / r) B A is rounded to {run.precision} once" + ("" if merge_agrees else " (and the merge is wrong)"))
 acc_merged = accuracy(merged)
-print(f"merged model: {type(merged).__name__}, largest logit change from merging {merge_diff:.2e} (float rounding)")
 print(f"accuracy: adapter {acc_lora:.3f}, merged {acc_merged:.3f}")'''),
     ("md", '''
 ## 2. Pruning: which half of the weights can go?
@@ -290,7 +306,7 @@ The types we write, all from the `gguf` package the course pins (the same packag
 Q8_0 is notebook 02's absmax quantization applied to every block of 32 weights: `d = max|w| / 127`, `q = round(w / d)`.
 By hand, on one block, against the `gguf` package:'''),
     ("code", '''
-w = merged.model.layers[0].mlp.down_proj.weight.detach()[0, :32].numpy()   # one block: 32 weights of one row
+w = env.to_numpy(merged.model.layers[0].mlp.down_proj.weight[0, :32])  # one block: 32 weights of one row (fp32)
 d = np.abs(w).max() / 127                             # one scale per block (stored as fp16)
 q = np.round(w * (1 / d)).astype(np.int8)             # 32 integers in [-127, 127]
 by_hand = q.astype(np.float32) * np.float32(np.float16(d))  # what a runtime reconstructs
@@ -312,7 +328,8 @@ and chat template with `gguf.SpecialVocab`, and every tensor under its llama.cpp
 - **Tied embeddings.** SmolLM2's output layer is its embedding matrix, so the file has no `output.weight`; a runtime
   reuses `token_embd.weight`.
 
-Write the four files into this run's output folder:'''),
+Write the files (one per type in `GGUF_TYPES`; the smoke profile writes F16 and the 4-bit type only) into this run's
+output folder:'''),
     ("code", '''
 files = {}
 for qtype in GGUF_TYPES:
@@ -351,7 +368,7 @@ started = time.perf_counter()
 f16_model, f16_tok = export.load_gguf(files["F16"])
 print(f"loaded the F16 file in {time.perf_counter() - started:.1f} s")
 same_tok = export.same_tokenizer(tok, f16_tok, ppl_text[:3] + texts[:3])
-ids = tok(ppl_text[0], return_tensors="pt", add_special_tokens=False)["input_ids"][:, :256]
+ids = tok(ppl_text[0], return_tensors="pt", add_special_tokens=False)["input_ids"][:, :256].to(run.device)
 rounded = export.fp16_rounded(merged)
 f16_vs_rounded = export.max_logit_difference(rounded, f16_model, ids)
 f16_vs_fp32 = export.max_logit_difference(merged, f16_model, ids)
@@ -394,7 +411,7 @@ block's projections.'''),
 def round_trip(weight, qtype):
     """(w, dequantize(quantize(w))) as numpy arrays: what a GGUF file of this type holds for the matrix."""
     t = gguf.GGMLQuantizationType[qtype]
-    w = weight.detach().float().numpy()
+    w = env.to_numpy(weight).astype(np.float32)  # wherever it lives, whatever its precision
     return w, gguf.quants.dequantize(gguf.quants.quantize(w, t), t)
 
 
@@ -426,9 +443,10 @@ for qtype in ("Q8_0", "Q4_1", "Q4_0"):
         kept_per_matrix.append(update_kept(m, m_back, b))
     grid[qtype, "base"], grid[qtype, "merged"] = float(np.mean(errors["base"])), float(np.mean(errors["merged"]))
     kept[qtype] = float(np.mean(kept_per_matrix))
+    file_accuracy = f"{quality[qtype]['accuracy']:.3f}" if qtype in quality else "(no file written in this profile)"
     print(f"{qtype}: relative error on the base weights {grid[qtype, 'base']:.4f}, on the merged weights "
           f"{grid[qtype, 'merged']:.4f}; keeps {kept[qtype]:.0%} of the adapter's update | accuracy "
-          f"{quality[qtype]['accuracy']:.3f} (merged {acc_merged:.3f}, zero-shot {acc_zero:.3f})")
+          f"{file_accuracy} (merged {acc_merged:.3f}, zero-shot {acc_zero:.3f})")
 del base, base_layers
 on_grid = grid["Q4_1", "base"] < 0.1 * grid["Q4_0", "base"]
 print("the base weights already sit on a Q4_1 grid (re-quantizing them to Q4_1 is nearly free):", on_grid)'''),
@@ -464,13 +482,12 @@ a fixed number of greedy tokens, and the memory the weights take:
 - **the GGUF files** in transformers: de-quantized to fp32 on load, so they run like fp32;
 - **llama.cpp**, if its Python package (`llama-cpp-python`) is installed: it computes on the quantized blocks directly.'''),
     ("code", '''
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in favour of torchao, but works in this torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    int8 = quantize_dynamic(copy.deepcopy(merged), {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+# quantize_dynamic(copy of the model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8) on a CPU
+# fp32 copy: its int8 kernels exist for the CPU only, whatever device and precision the merged model has.
+int8 = export.int8_dynamic(merged)
 quality["int8"] = {"perplexity": ppl(int8), "accuracy": accuracy(int8)}
-print(f"int8 (dynamic): perplexity {quality['int8']['perplexity']:.3f}, accuracy {quality['int8']['accuracy']:.3f}")
+print(f"int8 (dynamic, CPU copy of the merged model): perplexity {quality['int8']['perplexity']:.3f}, "
+      f"accuracy {quality['int8']['accuracy']:.3f}")
 
 DENSE = env.precision_name(merged.dtype)  # the merged model's own precision: fp32 on a CPU
 speeds = {DENSE: speed_dense, "Wanda 50%": speed_pruned, "int8": speed(int8)}
@@ -517,7 +534,8 @@ outlier features in 16 bits; GGUF's Q8_0 sidesteps it with a scale per block of 
     ("code", '''
 table = {f"{DENSE} (merged)": (DENSE, None, mb_dense, ppl_merged, acc_merged),
          f"Wanda 50% ({DENSE})": ("Wanda 50%", None, mb_pruned, curve["wanda"][0.5], acc_wanda50),
-         "int8 dynamic": ("int8", None, sizes["int8"], quality["int8"]["perplexity"], quality["int8"]["accuracy"])}
+         "int8 dynamic (CPU copy)": ("int8", None, sizes["int8"], quality["int8"]["perplexity"],
+                                     quality["int8"]["accuracy"])}
 for qtype in GGUF_TYPES:
     table[f"GGUF {qtype} (transformers)"] = (qtype, export.file_mb(files[qtype]), sizes[qtype],
                                              quality[qtype]["perplexity"], quality[qtype]["accuracy"])
@@ -541,7 +559,7 @@ on the blocks (llama.cpp, Ollama) turns the small file into small memory and fas
 ## 7. Take it with you
 
 The files are in this run's output folder (`sentiment-F16.gguf`, `sentiment-Q8_0.gguf`, `sentiment-Q4_1.gguf`,
-`sentiment-Q4_0.gguf`). On a laptop with llama.cpp installed:
+`sentiment-Q4_0.gguf` in the cpu and gpu profiles). On a laptop with llama.cpp installed:
 
 ```bash
 llama-cli -m sentiment-Q8_0.gguf -cnv          # chat with it; the chat template comes from the file
@@ -558,6 +576,7 @@ attach the adapter with `peft.PeftModel.from_pretrained(base, adapter_folder)`, 
 four = FOUR_BIT
 run.record(
     accuracy_zero_shot=acc_zero, accuracy_lora=acc_lora, accuracy_merged=acc_merged, merge_logit_diff=merge_diff,
+    merge_within_rounding=int(merge_agrees), adapter_logit_effect=adapter_effect, merge_logit_diff_run=merge_diff_run,
     lora_train_seconds=result.train_seconds, n_train=len(train_ds), n_eval=len(gold), ppl_tokens=PPL_TOKENS,
     perplexity_merged=ppl_merged,
     **{f"perplexity_{m}_{round(100 * s)}": v for m, pts in curve.items() for s, v in pts.items() if s > 0},
@@ -569,9 +588,8 @@ run.record(
     **{f"perplexity_gguf_{q}": v["perplexity"] for q, v in quality.items() if q in files},
     **{f"accuracy_gguf_{q}": v["accuracy"] for q, v in quality.items() if q in files},
     perplexity_int8=quality["int8"]["perplexity"], accuracy_int8=quality["int8"]["accuracy"],
-    q8_0_perplexity_change=quality["Q8_0"]["perplexity"] / ppl_merged - 1,
+    **{f"{q.lower()}_perplexity_change": quality[q]["perplexity"] / ppl_merged - 1 for q in files},
     four_bit_perplexity_change=quality[four]["perplexity"] / ppl_merged - 1, four_bit_type=four,
-    q4_0_perplexity_change=quality["Q4_0"]["perplexity"] / ppl_merged - 1,
     f16_logit_diff_vs_fp16_rounded=f16_vs_rounded, f16_logit_diff_vs_fp32=f16_vs_fp32,
     f16_same_greedy=int(same_greedy), f16_same_tokenizer=int(same_tok),
     base_on_q4_1_grid=int(on_grid), q4_1_error_base=grid["Q4_1", "base"], q4_0_error_base=grid["Q4_0", "base"],
@@ -603,6 +621,7 @@ pruned weight? (`export.pruned(..., exclude=...)` takes the names of the layers 
 
 # ---------------------------------------------------------------- solutions
 SOLUTION_SETUP = '''
+import copy
 import time
 
 import gguf
@@ -613,10 +632,10 @@ from peft import get_peft_model
 from gptforall_utils import data, env, export, metrics, models, prompts, training
 
 run = env.start("11_pruning_export_on_device_solutions", PROFILE, MODEL, DATA, OUTPUT_DIR, SEED)
-N_TRAIN = run.pick(smoke=16, cpu=320, gpu=2000)
-N_EVAL = run.pick(smoke=16, cpu=100, gpu=1000)
-PPL_TOKENS = run.pick(smoke=256, cpu=2048, gpu=20000)
-CALIBRATION = run.pick(smoke=(2, 64), cpu=(8, 256), gpu=(32, 512))
+N_TRAIN = run.pick(smoke=8, cpu=320, gpu=2000)
+N_EVAL = run.pick(smoke=8, cpu=100, gpu=1000)
+PPL_TOKENS = run.pick(smoke=128, cpu=2048, gpu=20000)
+CALIBRATION = run.pick(smoke=(1, 32), cpu=(8, 256), gpu=(32, 512))
 
 # The notebook's fine-tuned model, rebuilt: notebook 04's sentiment LoRA, merged.
 MODEL_ID = models.resolve(run.model, run.profile)

@@ -1,8 +1,11 @@
 """Notebook 11 (pruning, GGUF export, on-device inference) and its solutions.
 
 Smoke runs check the round trip the notebook promises (F16 logits bit-identical to the fp16-rounded model, the same
-tokenizer and greedy answers, Q8_0 within 2% perplexity) and that pruned zeros save no memory; the cpu-profile bars of
+tokenizer and greedy answers, the 4-bit file within 10% perplexity: smoke writes F16 and the 4-bit file only), a merge
+check that holds in fp32 and shows the adapter's effect, and that pruned zeros save no memory; the cpu-profile bars of
 issue 16 (Q8_0 within 2%, the 4-bit file within 10%, Wanda beating magnitude at 50%) run with `-m course_bars`.
+Without a run: notebook 11's device hygiene (no `.numpy()`, tokenizer outputs moved to the run's device) and its merge
+check executed on a tiny model in fp32 and bf16 (a correct merge passes, a merge that drops the adapter fails).
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ def _merge_cell() -> str:
 
 
 def _tiny_lora(precision: str):
-    """A random 2-layer Llama with the course tokenizer, a LoRA adapter with a non-zero update, in `precision`."""
+    """A random 2-layer Llama with the course tokenizer, a LoRA adapter with a non-zero update, in `precision`, left in
+    training mode with LoRA dropout on, as `training.train` leaves it."""
     from peft import get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -75,7 +79,7 @@ def _tiny_lora(precision: str):
         for p in model.parameters():
             p.normal_(0, 0.3) if p.ndim > 1 else p.fill_(1.0)
     model = model.to(env.torch_dtype(precision))
-    lora = get_peft_model(model, training.lora_config(model, r=4, alpha=8, dropout=0.0)).eval()
+    lora = get_peft_model(model, training.lora_config(model, r=4, alpha=8, dropout=0.05)).train()  # as after training
     with torch.no_grad():
         for name, p in lora.named_parameters():
             if "lora_B" in name:
@@ -129,10 +133,15 @@ def test_11_round_trip_and_pruning_figures(notebook_run):
     assert m["merge_logit_diff"] < 1e-3
     assert m["merge_within_rounding"] == 1 and m["merge_logit_diff"] < m["adapter_logit_effect"]
     assert m["accuracy_merged"] == pytest.approx(m["accuracy_lora"])
-    assert abs(m["q8_0_perplexity_change"]) < 0.02
-    assert m["four_bit_type"] in ("Q4_0", "Q4_1")
-    assert m["gguf_mb_F16"] > m["gguf_mb_Q8_0"] > m["gguf_mb_Q4_1"] > m["gguf_mb_Q4_0"]
-    assert m["gguf_mb_Q8_0"] < 0.6 * m["gguf_mb_F16"]
+    # The smoke profile writes the F16 file and the 4-bit one only (issue 22); Q8_0 and Q4_0 are cpu/gpu figures.
+    # In their place, the same checks on what smoke has: the quantized file keeps perplexity (the 4-bit bar's 10%;
+    # Q8_0's 2% is checked in tests/test_export.py and by the cpu bars) and is well under the F16 file.
+    four = m["four_bit_type"]
+    assert four in ("Q4_0", "Q4_1")
+    assert abs(m["four_bit_perplexity_change"]) < 0.10
+    assert abs(m["f16_perplexity_change"]) < 0.02
+    assert m["gguf_mb_F16"] > m[f"gguf_mb_{four}"]
+    assert m[f"gguf_mb_{four}"] < 0.6 * m["gguf_mb_F16"]
     # Zeros are stored like any other number: pruning half of the weights saves no memory.
     assert m["weights_mb_pruned_50"] == pytest.approx(m["weights_mb_dense"])
     assert m["perplexity_wanda_50"] > m["perplexity_merged"] and m["perplexity_magnitude_50"] > m["perplexity_merged"]
