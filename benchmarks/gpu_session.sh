@@ -73,6 +73,7 @@ if [ "$DRY" = 1 ]; then  # the same stages on a CPU, sized to seconds
   WORKERS=${SMOKE_WORKERS:-1}
   SMOKE_THREADS=${SMOKE_THREADS:-1}
   DIAG_ARGS="--skip-training --guard-steps 1 --guard-runs left-off --guard-batch 4"
+  DIAG_FP16_ARGS="--skip-training --guard-steps 0"   # fp16 training on a CPU takes minutes a step
   BENCH_ARGS="--trimmed --steps 2 --examples 16 --batch 4 --methods lora --settings project"
   BUDGET=${GPU_SESSION_SECONDS:-900}
 else
@@ -88,6 +89,7 @@ else
   WORKERS=${SMOKE_WORKERS:-3}
   SMOKE_THREADS=${SMOKE_THREADS:-2}  # stage 2: 3 workers x 2 threads, so 16 cores cover both when they overlap
   DIAG_ARGS="--guard-steps 20"
+  DIAG_FP16_ARGS=$DIAG_ARGS
   BENCH_ARGS="--trimmed --steps 6 --examples 256"
   BUDGET=${GPU_SESSION_SECONDS:-}
 fi
@@ -373,7 +375,7 @@ command_stage 3 sdpa_masked_rows "$RESULTS/sdpa_masked_rows_$DEV.json" env OMP_N
   "$PY" benchmarks/sdpa_masked_rows.py $DIAG_ARGS --results-dir "$RESULTS" --name "sdpa_masked_rows_$DEV" &
 D1=$!
 command_stage 3 sdpa_masked_rows_fp16 "$RESULTS/sdpa_masked_rows_${DEV}_fp16.json" env GPTFORALL_PRECISION=fp16 \
-  OMP_NUM_THREADS="$THREADS" "$PY" benchmarks/sdpa_masked_rows.py $DIAG_ARGS --results-dir "$RESULTS" \
+  OMP_NUM_THREADS="$THREADS" "$PY" benchmarks/sdpa_masked_rows.py $DIAG_FP16_ARGS --results-dir "$RESULTS" \
   --name "sdpa_masked_rows_${DEV}_fp16" &
 D2=$!
 wait $D1 $D2
