@@ -653,28 +653,100 @@ def _training_method(model) -> str:
     return "lora"
 
 
-def memory_plan(model, dataset, args, usable_gb: float | None = None) -> memory.StepPlan:
+def _render_lengths(dataset, tokenizer) -> list[int]:
+    """Token counts of each training sequence of an untokenized TRL dataset: text, messages, prompt + completion
+    or prompt + chosen / rejected (strings or chat messages, rendered with the tokenizer's chat template)."""
+    def count(prompt, answer=None) -> int:
+        if isinstance(prompt, list):                               # conversational: lists of chat messages
+            messages = prompt + (answer or [])
+            return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+        return len(tokenizer((prompt or "") + (answer or ""), add_special_tokens=True)["input_ids"])
+
+    cols = set(dataset.column_names)
+    if {"chosen", "rejected"} <= cols:
+        prompts = dataset["prompt"] if "prompt" in cols else [[] if isinstance(c, list) else "" for c in dataset["chosen"]]
+        return [max(count(p, c), count(p, r)) for p, c, r in zip(prompts, dataset["chosen"], dataset["rejected"])]
+    if {"prompt", "completion"} <= cols:
+        return [count(p, c) for p, c in zip(dataset["prompt"], dataset["completion"])]
+    for col in ("messages", "text"):
+        if col in cols:
+            return [count(x) for x in dataset[col]]
+    raise ValueError(f"Cannot tell the sequence lengths of a dataset with columns {sorted(cols)}: expected input_ids, "
+                     "text, messages, prompt/completion or prompt/chosen/rejected.")
+
+
+def training_sequence(dataset, args, tokenizer=None) -> tuple[int, int]:
+    """(longest training sequence in tokens, sequences per example) of a dataset about to train with `args`.
+
+    Tokenized data (input_ids, or DPO's prompt_ids/chosen_ids/rejected_ids) is measured as it is; untokenized TRL
+    data (text, messages, prompt/completion, prompt/chosen/rejected) with the tokenizer, or, without one, taken at
+    the config's max_length. TRL truncates to args.max_length, so it caps the result. A preference pair trains as
+    two sequences (chosen and rejected, in one batch).
+    """
+    cols = set(dataset.column_names)
+    cap = getattr(args, "max_length", None)
+    pairs = {"chosen", "rejected"} <= cols or {"chosen_ids", "rejected_ids"} <= cols
+    if "input_ids" in cols:
+        lengths = [len(x) for x in dataset["input_ids"]]
+    elif {"chosen_ids", "rejected_ids"} <= cols:
+        prompts = dataset["prompt_ids"] if "prompt_ids" in cols else [[]] * len(dataset)
+        lengths = [len(p) + max(len(c), len(r)) for p, c, r in zip(prompts, dataset["chosen_ids"], dataset["rejected_ids"])]
+    elif tokenizer is not None:
+        lengths = _render_lengths(dataset, tokenizer)
+    elif cap:
+        lengths = [cap]
+    else:
+        raise ValueError("An untokenized dataset and no max_length: pass the tokenizer to measure its sequences.")
+    if not lengths:
+        raise ValueError("The training dataset is empty.")
+    longest = max(lengths)
+    return (min(longest, cap) if cap else longest), (2 if pairs else 1)
+
+
+def _method_of(model, peft_config=None) -> str:
+    """The training method, from the model (an adapter already attached) or from the peft_config a TRL trainer will
+    attach to it (SFTTrainer/DPOTrainer(peft_config=...): the model is still the bare base then)."""
+    if peft_config is None:
+        return _training_method(model)
+    if getattr(peft_config, "is_prompt_learning", False):
+        return "prompt_tuning"
+    return "qlora" if any(type(m).__name__ == "Linear4bit" for m in model.modules()) else "lora"
+
+
+def memory_plan(model, dataset, args, usable_gb: float | None = None, *, tokenizer=None,
+                peft_config=None) -> memory.StepPlan:
     """The step plan for training `model` on `dataset` with `args` (see memory.plan_step) on a card of
     `usable_gb` GiB: by default this machine's usable card memory (env.gpu_memory_gb, which
-    GPTFORALL_GPU_MEMORY_GB caps); on a CPU (no card) it keeps the arguments as they are."""
+    GPTFORALL_GPU_MEMORY_GB caps); on a CPU (no card) it keeps the arguments as they are, unless usable_gb is given
+    (which is how a CPU can plan for a card).
+
+    args: TrainingArguments, SFTConfig or DPOConfig. dataset: tokenized (input_ids; DPO's *_ids) or TRL's
+    untokenized forms, measured with `tokenizer` (see `training_sequence`); a preference pair counts as one example
+    of twice the length (its chosen and rejected sequences share the batch; activations grow about linearly with
+    tokens). peft_config: the adapter a TRL trainer will attach to the bare `model`."""
     if usable_gb is None and args.device.type == "cuda":
         usable_gb = env.gpu_memory_gb()
-    method = _training_method(model)
+    method = _method_of(model, peft_config)
     precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
     if method == "lora" and _has_int8_layers(model):
         precision = "int8"
-    config = getattr(model, "active_peft_config", None)
-    seq_len = max(len(x) for x in dataset["input_ids"])
+    config = peft_config if peft_config is not None else getattr(model, "active_peft_config", None)
+    seq_len, sequences = training_sequence(dataset, args, tokenizer)
+    virtual = int(getattr(config, "num_virtual_tokens", 0) or 0) if method == "prompt_tuning" else 0
     return memory.plan_step(memory.model_config(model), method, precision, args.per_device_train_batch_size,
-                            args.gradient_accumulation_steps, seq_len, usable_gb,
+                            args.gradient_accumulation_steps, seq_len * sequences, usable_gb,
                             lora_r=int(getattr(config, "r", 8) or 8),
-                            num_virtual_tokens=_virtual_tokens(model) or 20, max_batch=len(dataset))
+                            num_virtual_tokens=virtual or _virtual_tokens(model) or 20, max_batch=len(dataset))
 
 
-def fit_arguments(args, model, dataset, verbose: bool = True):
+def fit_arguments(args, model, dataset, verbose: bool = True, *, usable_gb: float | None = None, tokenizer=None,
+                  peft_config=None):
     """Arguments fitted to the model and the card, same effective batch: fp16 autocast for an 8-bit base on a GPU,
     and on a GPU the micro-batch and activation checkpointing from the memory estimate (memory.plan_step).
-    Returns `args` itself when nothing changes (always on a CPU), else a copy."""
+    Works for TrainingArguments (`train`), SFTConfig and DPOConfig: call it before building the TRL trainer, with
+    the tokenizer for untokenized data and the peft_config the trainer will attach (see `memory_plan`).
+    usable_gb plans for a card of that size (also from a CPU). Returns `args` itself when nothing changes (always on
+    a CPU without usable_gb), else a copy."""
     changes = {}
     if args.device.type == "cuda":
         autocast = _autocast_kwargs("bf16" if args.bf16 else "fp16" if args.fp16 else "fp32", "cuda", model)
@@ -682,7 +754,8 @@ def fit_arguments(args, model, dataset, verbose: bool = True):
             changes.update(autocast)
             if verbose:
                 print("8-bit base: training with fp16 autocast (bitsandbytes' int8 matmul computes in fp16)")
-        plan = memory_plan(model, dataset, args)
+    if args.device.type == "cuda" or usable_gb is not None:
+        plan = memory_plan(model, dataset, args, usable_gb, tokenizer=tokenizer, peft_config=peft_config)
         if verbose:
             print(f"memory plan: {plan.describe()}")
         if (plan.batch_size, plan.grad_accum, plan.checkpointing) != (

@@ -315,8 +315,12 @@ def make_trainer(beta: float, name: str, model=None):
         warmup_steps=run.pick(smoke=0, cpu=1, gpu=10), logging_steps=run.pick(smoke=1, cpu=2, gpu=10),
         max_length=MAX_LENGTH)
     model = model if model is not None else models.load_model(run.model, profile=run.profile, verbose=False)
+    lora = training.lora_config(model, r=16, alpha=32)
+    # On a GPU the micro-batch and activation checkpointing follow the card's memory (same effective batch; a pair
+    # is two sequences); on a CPU nothing changes.
+    config = training.fit_arguments(config, model, train_conv, tokenizer=tok, peft_config=lora)
     return DPOTrainer(model=model, ref_model=None, args=config, train_dataset=train_conv, processing_class=tok,
-                      peft_config=training.lora_config(model, r=16, alpha=32))
+                      peft_config=lora)
 
 
 trainer = make_trainer(BETA, "dpo", model=base)
@@ -649,8 +653,9 @@ def train_dpo(train_pairs, name, **overrides):
                                  **overrides)
     model = models.load_model(run.model, profile=run.profile, verbose=False)
     conv = Dataset.from_list([preferences.as_conversation(r) for r in train_pairs])
-    trainer = DPOTrainer(model=model, args=config, train_dataset=conv, processing_class=tok,
-                         peft_config=training.lora_config(model, r=16, alpha=32))
+    lora = training.lora_config(model, r=16, alpha=32)
+    config = training.fit_arguments(config, model, conv, verbose=False, tokenizer=tok, peft_config=lora)
+    trainer = DPOTrainer(model=model, args=config, train_dataset=conv, processing_class=tok, peft_config=lora)
     result = training.run_trainer(trainer, "dpo")
     scores = training.preference_scores(trainer.model, tok, test_conv, SCORE_BATCH, MAX_LENGTH)
     acc, wins, ties, n = scores.accuracy()

@@ -256,9 +256,10 @@ def main(argv: list[str] | None = None) -> dict:
         remove_unused_columns=False,      # keep sample_id for RecordingCollator (it passes on the token columns)
         ddp_find_unused_parameters=False,
     )
-    trainer = SFTTrainer(model=model, args=config, train_dataset=train_chat, processing_class=tok,
-                         peft_config=training.lora_config(model, r=args.lora_r, alpha=args.lora_alpha,
-                                                          target_modules=lora_targets(args.lora_targets)))
+    lora = training.lora_config(model, r=args.lora_r, alpha=args.lora_alpha, target_modules=lora_targets(args.lora_targets))
+    # The micro-batch and activation checkpointing follow this rank's card (same effective batch); a CPU: unchanged.
+    config = training.fit_arguments(config, model, train_chat, verbose=False, tokenizer=tok, peft_config=lora)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=train_chat, processing_class=tok, peft_config=lora)
     kept = len(trainer.train_dataset)
     if kept == 0:
         raise ValueError(f"--max-length {args.max_length}: each of the {len(train_chat)} training pairs has a prompt "
