@@ -8,12 +8,12 @@
 #                           command: cat .device/part.N/chunk >> /tmp/stage.tar && DEADLINE=560 GPU_CHECK='bash benchmarks/gpu_session.sh' bash .device/part.N/run.sh
 # Make the calls one after another (a machine left idle ~30 s is given back, and the staged parts with it).
 # run.sh spends ~80 s on setup, starts this script, and at DEADLINE s packs reports/ and benchmarks/results/ into
-# $OUT/results.tar.gz. This script stops its own work MARGIN (20) s before DEADLINE, counted from run.sh's start
-# (read from /proc; DEADLINE - 100 s after its own start when it cannot tell), so the packing always finds the
+# $OUT/results.tar.gz. This script stops its own work MARGIN (25) s before DEADLINE, counted from run.sh's start
+# (read from /proc; DEADLINE - 105 s after its own start when it cannot tell), so the packing always finds the
 # results finished so far. DEADLINE=560 needs timeout_s 600 and about 11 minutes of device time left before the
 # last call; with less, set DEADLINE to (budget_left_s - 120).
 #
-# The stages, in this order, within the budget (about 460 s of work with DEADLINE=560):
+# The stages, in this order, within the budget (about 455 s of work with DEADLINE=560):
 #   1. notebooks 04 and 07 in the gpu profile, two streams side by side, each with its own CPU threads and
 #      --reports folder: as the card is (reports/gpu-card, labelled e.g. "H100") and T4-emulated with
 #      GPTFORALL_PRECISION=fp16 GPTFORALL_GPU_MEMORY_GB=15 (reports/gpu-t4emulated, "H100, T4-emulated": a T4's
@@ -56,7 +56,7 @@ cd "$(dirname "$0")/.."
 START=$(date +%s)
 PY=${PYTHON:-python3}
 DRY=${GPU_SESSION_DRY_RUN:-0}
-MARGIN=${GPU_SESSION_MARGIN:-20}
+MARGIN=${GPU_SESSION_MARGIN:-25}
 export HF_HUB_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 T4_ENV="GPTFORALL_PRECISION=fp16 GPTFORALL_GPU_MEMORY_GB=15"
 
@@ -130,7 +130,7 @@ left() { echo $(( BUDGET - ($(date +%s) - START) )); }
 children() {
   local s line pid
   for s in /proc/[0-9]*/stat; do
-    read -r line < "$s" 2>/dev/null || continue
+    read -r line 2>/dev/null < "$s" || continue      # a process may end while the list is read
     pid=${s#/proc/}; pid=${pid%/stat}
     line=${line##*) }; line=${line#* }
     [ "${line%% *}" = "$1" ] && echo "$pid"
