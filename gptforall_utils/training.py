@@ -492,8 +492,9 @@ class FiniteGuard:
     Under a GradScaler (fp16) a non-finite gradient is expected now and then: the scaler skips that step and halves
     its scale. The guard counts the skipped steps (accelerate's `optimizer_step_was_skipped`) and stops the run when
       - a step overflows at a loss scale of 1 or less: nothing amplified the gradients, so they are truly not finite;
-      - MAX_SKIPPED_IN_A_ROW consecutive steps were skipped: from the default scale 2**16, halving 16 times reaches 1,
-        so 24 skips in a row means the scale fell well below 1 (or a scaler with a gentler backoff made no progress);
+      - MAX_SKIPPED_IN_A_ROW consecutive steps were skipped: from the course's first scale (FP16_INITIAL_SCALE, 2**8)
+        8 halvings reach 1 and from torch's default 2**16, 16 do, so 24 skips in a row means the scale fell well
+        below 1 (a safety net for scalers with a gentler backoff, where the scale rule above comes late);
       - at the end, every optimizer step of the run was skipped: no weight was ever updated, the run learned nothing.
     `run_trainer` attaches one to every run.
     """
