@@ -73,7 +73,8 @@ def wanda_score(weight: torch.Tensor, input_norm: torch.Tensor) -> torch.Tensor:
     if input_norm is None or input_norm.shape != weight.shape[1:]:
         raise ValueError(f"Wanda needs one input norm per input feature: weight {tuple(weight.shape)}, "
                          f"norm {None if input_norm is None else tuple(input_norm.shape)}.")
-    return weight.abs() * input_norm.to(weight.device, weight.dtype)  # (d_out, d_in) * (d_in,)
+    # (d_out, d_in) * (d_in,), in fp32 whatever the weights' precision: bf16 scores would tie and order differently
+    return weight.abs().float() * input_norm.to(weight.device, torch.float32)
 
 
 def keep_mask(score: torch.Tensor, sparsity: float, pattern: str = "unstructured") -> torch.Tensor:

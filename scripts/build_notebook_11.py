@@ -185,7 +185,8 @@ print(f"input norms of {len(norms)} linear layers from {n_seq} x {seq_len} calib
       f"({time.perf_counter() - started:.1f} s)")
 
 name = f"model.layers.{merged.config.num_hidden_layers // 2}.mlp.down_proj"
-W, x_norm = dict(merged.named_modules())[name].weight.detach(), norms[name]
+W = dict(merged.named_modules())[name].weight.detach()
+x_norm = norms[name].to(W.device)                       # the statistic is gathered on the CPU
 print(f"{name}: input-feature norms median {x_norm.median():.2f}, largest {x_norm.max():.2f} "
       f"({x_norm.max() / x_norm.median():.0f}x the median)")
 by_magnitude, by_wanda = keep_mask(magnitude_score(W), 0.5), keep_mask(wanda_score(W, x_norm), 0.5)

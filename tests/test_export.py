@@ -211,6 +211,18 @@ def test_wanda_keeps_small_weights_on_loud_inputs():
     assert wanda.tolist() == [[True, False, False, True]]
 
 
+def test_wanda_scores_half_precision_weights_in_fp32():
+    """A bf16 weight (as on a card) is scored in fp32, exactly as |W| * ||X|| with torch's type promotion (what
+    notebook 11 writes out and checks equal to the package's mask): bf16 scores would order the weights differently."""
+    torch.manual_seed(0)
+    weight = torch.randn(64, 128).to(torch.bfloat16)
+    norm = torch.rand(128) * 10
+    score = export.wanda_score(weight, norm)
+    assert score.dtype == torch.float32
+    assert torch.equal(score, weight.abs() * norm)
+    assert torch.equal(export.keep_mask(score, 0.5), export.keep_mask(weight.abs() * norm, 0.5))
+
+
 def test_pruned_context_restores_the_dense_weights(tokenizer):
     model = tiny_llama(tokenizer)
     dense = {k: v.clone() for k, v in model.state_dict().items()}
