@@ -114,7 +114,13 @@ def precision_name(dtype) -> str:
 # torch.allclose's sense: |a - b| <= atol + rtol * |b|. The one place such tolerances live: notebooks and tests
 # call `rounding_tolerance`/`agree` instead of writing their own numbers. fp32 rounds at about 6e-8 relative,
 # bf16 at 2**-8 (about 4e-3) and fp16 at 2**-11 per operation, and a forward pass accumulates many operations.
-ROUNDING_TOLERANCE = {"fp32": (1e-5, 1e-3), "fp16": (1e-2, 5e-2), "bf16": (5e-2, 2e-1)}
+# Measured basis (notebook 08's check: summed log-probabilities of ARC-Easy answer choices, one by one vs batched with
+# padding, embedded SmolLM2-135M, CPU, torch 2.13): bf16 weights, 3 questions / 12 choices, sums up to 20 in size:
+# largest difference 0.157, largest relative 1.42%; issue 21's review saw about 0.25 in the notebook. bf16 is set to
+# about twice that relative error and an atol covering 0.25 on sums from about 2 up. fp32 keeps notebook 08's former
+# bound (1e-3 absolute, which fp32 met). fp16 is not yet measured here: 8x finer than bf16 (11 vs 8 mantissa bits),
+# with a margin, until it is.
+ROUNDING_TOLERANCE = {"fp32": (1e-5, 1e-3), "fp16": (1e-2, 5e-2), "bf16": (3e-2, 2e-1)}
 
 
 def rounding_tolerance(precision: str) -> tuple[float, float]:
