@@ -117,8 +117,8 @@ def precision_name(dtype) -> str:
 # Measured basis (notebook 08's check: summed log-probabilities of ARC-Easy answer choices, one by one vs batched with
 # padding, embedded SmolLM2-135M, CPU, torch 2.13, 8 questions / 32 choices, sums up to 32 in size), largest absolute
 # and relative difference: fp32 2.1e-5 and 1.1e-6; fp16 0.037 and 0.26%; bf16 0.45 and 1.53% (issue 21's review saw
-# about 0.25 in the notebook). Each rtol is about twice (bf16, fp16: 3e-2, 1e-2 is 4x) the largest relative difference
-# measured, and each atol covers differences on sums near 0; fp32 keeps notebook 08's former bound (1e-3 absolute).
+# about 0.25 in the notebook). bf16's rtol 3e-2 is about twice its largest relative difference, fp16's 1e-2 about
+# four times, and each atol covers differences on sums near 0; fp32 keeps notebook 08's former bound (1e-3 absolute).
 ROUNDING_TOLERANCE = {"fp32": (1e-5, 1e-3), "fp16": (1e-2, 5e-2), "bf16": (3e-2, 2e-1)}
 
 
