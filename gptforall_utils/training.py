@@ -767,6 +767,22 @@ def fit_arguments(args, model, dataset, verbose: bool = True, *, usable_gb: floa
     return dataclasses.replace(args, **changes) if changes else args
 
 
+def remove_autocast_wrapper(model) -> bool:
+    """Give the model back its own forward after training; returns True when there was a wrapper to remove.
+
+    With mixed precision, accelerate wraps the model's `forward` in its autocast (bf16/fp16) for training and leaves
+    the wrapper there (it keeps the original as `model._original_forward`). Evaluated after training, such a model
+    would compute under half-precision autocast while the same model before training, or a merged copy of it,
+    would not: a before/after or merged/unmerged comparison would measure the autocast, not the training (notebook
+    11's merge check in bf16 did). accelerate's own `extract_model_from_parallel(keep_fp32_wrapper=False)` undoes it
+    the same way."""
+    original = model.__dict__.pop("_original_forward", None)
+    if original is None:
+        return False
+    model.forward = original
+    return True
+
+
 def run_trainer(trainer, method: str) -> TrainResult:
     """Train with an already-built Trainer/SFTTrainer and measure time, peak memory, tokens and losses.
 
@@ -786,6 +802,7 @@ def run_trainer(trainer, method: str) -> TrainResult:
         output = trainer.train()
     seconds = time.perf_counter() - started
     _remove_if_empty(trainer.args.output_dir)
+    remove_autocast_wrapper(trainer.model)
     history = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     if not history:
         # Fewer steps than logging_steps (a smoke run): keep the run's mean loss as its one point.

@@ -166,3 +166,31 @@ def test_fp16_on_the_cpu_trains_with_real_autocast_and_a_gradscaler(tmp_path, ti
     assert seen["scales"] == [training.FP16_INITIAL_SCALE] * 3   # no step skipped (2**16 would skip the first 4)
     assert all(math.isfinite(loss) for _, loss in result.loss_history)
     assert result.final_loss < result.first_loss
+
+
+# ---------------------------------------------------------------- after training: the model's own forward
+def test_after_training_the_model_answers_without_the_training_autocast(tmp_path, tiny_model, monkeypatch):
+    """accelerate wraps the forward in bf16 autocast for training and leaves it there; run_trainer removes it, so a
+    trained model answers as a freshly loaded one would (what before/after and merged/unmerged comparisons need)."""
+    _, tok = tiny_model
+    model = _lora(small=True)
+    args = training.training_arguments(_run(tmp_path, "bf16"), batch_size=4, max_steps=1, logging_steps=1)
+    trainer = _trainer(model, tok, args, _dataset(tok, 4))
+    ids = tok("the film was great", return_tensors="pt")["input_ids"]
+    seen = {}
+    original = training.remove_autocast_wrapper
+
+    def spy(m):
+        with torch.no_grad():  # the forward as training left it: under bf16 autocast
+            seen["wrapped"] = m(input_ids=ids).logits
+        return original(m)
+
+    monkeypatch.setattr(training, "remove_autocast_wrapper", spy)
+    training.run_trainer(trainer, "lora")
+    assert "_original_forward" not in model.__dict__
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits
+        own = type(model).forward(model, input_ids=ids).logits   # the class's forward: no autocast at all
+    assert torch.equal(logits, own)
+    assert not torch.equal(seen["wrapped"], own)  # the wrapper really changed the answer (bf16 matmuls)
+    assert training.remove_autocast_wrapper(model) is False       # nothing left to remove
