@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from . import env
+
 PRUNE_METHODS = ("magnitude", "wanda")
 PRUNE_PATTERNS = ("unstructured", "2:4")
 # Layers pruning leaves alone: the output layer (tied to the embeddings in SmolLM2). Embeddings and norms
@@ -359,7 +361,7 @@ def write_gguf(model, tokenizer, path: str | Path, qtype: str = "F16", *, name: 
             tensor = permute_for_gguf(tensor, n_kv)
         kind = _tensor_type(gguf_name, tuple(tensor.shape), qtype, overrides)
         qt = gguf.GGMLQuantizationType[kind]
-        data = gguf.quants.quantize(tensor.numpy(), qt)
+        data = gguf.quants.quantize(env.to_numpy(tensor), qt)
         writer.add_tensor(gguf_name, data, raw_dtype=qt if data.dtype == np.uint8 else None)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
