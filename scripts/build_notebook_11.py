@@ -90,10 +90,10 @@ because it shows a real task effect in a few minutes on two CPU cores: label-wor
 LoRA adapter trained with the loss on the answer word only. Notebook 07's medical classifier would go through this
 chapter the same way; it just trains longer.'''),
     ("code", '''
+sent = data.load("sentiment", run.data, seed=run.seed)   # DATA first: a bad file stops here, before any model work
 MODEL_ID = models.resolve(run.model, run.profile)
 tok = models.load_tokenizer(MODEL_ID)
 model = models.load_model(MODEL_ID, profile=run.profile)
-sent = data.load("sentiment", run.data, seed=run.seed)
 test = data.sample(sent["test"], min(N_EVAL, len(sent["test"])), seed=run.seed)
 texts, gold = list(test["text"]), list(test["label"])
 P = prompts.SENTIMENT
@@ -639,10 +639,10 @@ PPL_TOKENS = run.pick(smoke=128, cpu=2048, gpu=20000)
 CALIBRATION = run.pick(smoke=(1, 32), cpu=(8, 256), gpu=(32, 512))
 
 # The notebook's fine-tuned model, rebuilt: notebook 04's sentiment LoRA, merged.
+sent = data.load("sentiment", run.data, seed=run.seed)   # DATA first: a bad file stops here, before any model work
 MODEL_ID = models.resolve(run.model, run.profile)
 tok = models.load_tokenizer(MODEL_ID)
 model = models.load_model(MODEL_ID, profile=run.profile, verbose=False)
-sent = data.load("sentiment", run.data, seed=run.seed)
 test = data.sample(sent["test"], min(N_EVAL, len(sent["test"])), seed=run.seed)
 texts, gold = list(test["text"]), list(test["label"])
 P = prompts.SENTIMENT
