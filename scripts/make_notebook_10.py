@@ -424,9 +424,9 @@ ours = dpo_loss(pi_chosen, pi_rejected, ref_chosen, ref_rejected, beta=BETA).ite
 with torch.no_grad():
     theirs = trainer.compute_loss(policy, {k: v.to(policy.device) for k, v in batch.items()}).item()
 loss_check = abs(ours - theirs)
-tolerance = 1e-4 if run.precision == "fp32" else 2e-2   # half precision: two kernels, rounding differs
+_, tolerance = env.rounding_tolerance(run.precision, "loss")   # half precision: two kernels, rounding differs
 print(f"our DPO loss {ours:.6f} | TRL's {theirs:.6f} | difference {loss_check:.2e} (tolerance {tolerance:g})")
-assert loss_check < tolerance, "the hand-written loss and TRL's disagree"
+assert env.agree(ours, theirs, run.precision, "loss"), "the hand-written loss and TRL's disagree"
 """),
     ("md", r"""
 ## After training: held-out pairs

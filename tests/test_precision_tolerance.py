@@ -29,3 +29,13 @@ def test_agree_takes_tensors_of_any_precision_and_device():
     a = torch.tensor([1.0, 2.0], dtype=torch.bfloat16)
     assert env.agree(a, [1.0, 2.0], "bf16") and env.agree(a, torch.tensor([1.0, 2.0]), "fp32")
     assert not env.agree(torch.tensor([1.0, 3.0]), [1.0, 2.0], "bf16")
+
+
+def test_a_mean_loss_has_its_own_tighter_row():
+    # notebook 10's DPO loss check: fp32 keeps its 1e-4 bound, half precision 2e-2, both tighter than the logits' row
+    assert env.rounding_tolerance("fp32", "loss") == (0.0, 1e-4)
+    assert env.agree(0.6931, 0.69315, "fp32", "loss") and not env.agree(0.6931, 0.6935, "fp32", "loss")
+    assert env.agree(0.6931, 0.70, "bf16", "loss") and not env.agree(0.6931, 0.75, "bf16", "loss")
+    assert env.agree(0.6931, 0.75, "bf16")  # what the logits' row would have let through
+    with pytest.raises(ValueError, match="Unknown quantity 'losses'"):
+        env.rounding_tolerance("fp32", "losses")
