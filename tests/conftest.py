@@ -269,6 +269,7 @@ def _notebook_number(item) -> str | None:
     return match.group(1) if match and item.path.name.startswith("test_notebook") else None
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the xdist_group marks into the scheduled groups
 def pytest_collection_modifyitems(config, items):
     """One xdist group per notebook; the group holding the longest run (04 in the cpu profile) is scheduled first."""
     for item in items:
