@@ -164,8 +164,10 @@ def test_stages_run_in_order_and_each_result_is_written_when_it_ends(tmp_path):
 
 def test_a_cut_keeps_what_finished_and_says_what_was_cut(tmp_path):
     # 07 would take two minutes; the budget ends after 30 s (04 and its record take a second or two).
+    # One smoke worker: with two, which of them takes notebook 00 from the shared queue is a race.
     proc, calls, progress, out, wall = _session(tmp_path, GPU_SESSION_SECONDS=30, FAKE_SLEEP_07=120, STAGE2_AT=100,
-                                                SMOKE_NOTEBOOKS="00", SMOKE_SOLUTIONS=0, MIN_NOTEBOOK=1, MIN_COMMAND=1)
+                                                SMOKE_NOTEBOOKS="00", SMOKE_SOLUTIONS=0, MIN_NOTEBOOK=1, MIN_COMMAND=1,
+                                                SMOKE_WORKERS=1)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert wall < 90       # the budget, then a few seconds to stop the cut runs and write the summary
     status = {(r["stream"], r["item"]): r["status"] for r in progress}
