@@ -242,6 +242,40 @@ def notebook_run():
     runs.write_reports()
 
 
+def recorded_figures(result, profile: str = "smoke") -> dict:
+    """A notebook run's figures, after checking what every stream asserts of every run: it finished, recorded
+    numbers, all of them finite, in `profile`."""
+    import math
+
+    assert result.status == "ok", f"{result.notebook} failed: {result.error} (executed copy: {result.executed})"
+    m = result.metrics
+    numbers = {k: v for k, v in m.items() if not isinstance(v, str)}
+    assert numbers, f"{result.notebook} recorded no numeric figures"
+    assert all(math.isfinite(v) for v in numbers.values()), m
+    assert m["profile"] == profile
+    return m
+
+
+def make_run(tmp_path, profile: str = "cpu", device: str = "cpu", precision: str = "fp32", name: str = "t_run"):
+    """An env.Run in tmp_path for unit tests, with the device and precision set as a given machine would set them."""
+    from gptforall_utils import env
+
+    run = env.start(name, profile, "auto", "offline", str(tmp_path), 0, verbose=False)
+    run.device, run.precision = device, precision
+    return run
+
+
+def sentiment_pairs(tok, n: int = 8):
+    """n tokenized prompt/completion examples (label words after review prompts of different lengths, so that
+    batches need padding), for the training tests."""
+    from gptforall_utils import training
+
+    prompts = [f"Review: film {'very ' * (i % 5)}number {i} was {'great' if i % 2 else 'awful'}.\nSentiment:"
+               for i in range(n)]
+    completions = [" positive" if i % 2 else " negative" for i in range(n)]
+    return training.prompt_completion_dataset(tok, prompts, completions)
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     """The embedded SmolLM2-135M model and tokenizer (loads in well under a second once cached)."""

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from conftest import make_run
 
 from gptforall_utils import env, training
 from gptforall_utils.data import preferences
@@ -22,9 +23,7 @@ CONV = [preferences.as_conversation(p) for p in PAIRS]
 
 
 def _run(tmp_path, profile="cpu", device="cpu", precision="fp32"):
-    run = env.start("t_dpo", profile, "auto", "offline", str(tmp_path), 0, verbose=False)
-    run.device, run.precision = device, precision
-    return run
+    return make_run(tmp_path, profile, device, precision, name="t_dpo")
 
 
 def _trainer(tiny_model, tmp_path, random_adapter: bool, beta: float = 0.1, **config):

@@ -6,9 +6,8 @@ Per-notebook bars live in tests/test_notebook_<NN>*.py and reuse the same cached
 
 from __future__ import annotations
 
-import math
-
 import pytest
+from conftest import recorded_figures
 
 from gptforall_utils import course
 
@@ -18,9 +17,4 @@ NOTEBOOKS = [p.stem for p in course.discover(solutions=True)]
 @pytest.mark.notebooks
 @pytest.mark.parametrize("stem", NOTEBOOKS)
 def test_notebook_runs_in_smoke_profile(notebook_run, stem):
-    result = notebook_run(stem)
-    assert result.status == "ok", f"{stem} failed: {result.error} (executed copy: {result.executed})"
-    numbers = {k: v for k, v in result.metrics.items() if not isinstance(v, str)}
-    assert numbers, f"{stem} recorded no numeric figures"
-    assert all(math.isfinite(v) for v in numbers.values()), result.metrics
-    assert result.metrics["profile"] == "smoke"
+    recorded_figures(notebook_run(stem))

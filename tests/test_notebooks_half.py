@@ -10,28 +10,20 @@ Runs land in reports/smoke-bf16/ (and reports/smoke-fp16/), apart from the fp32 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
+from conftest import recorded_figures
 
 from gptforall_utils import course
 
 NOTEBOOKS = [p.stem for p in course.discover()]
 
 
-def _ok(result):
-    assert result.status == "ok", f"{result.notebook} failed: {result.error} (executed copy: {result.executed})"
-    return result.metrics
-
-
 @pytest.mark.notebooks
 @pytest.mark.parametrize("stem", NOTEBOOKS)
 def test_notebook_runs_in_bf16(notebook_run, stem):
-    m = _ok(notebook_run(stem, variant="bf16"))
-    numbers = {k: v for k, v in m.items() if not isinstance(v, str)}
-    assert numbers and all(math.isfinite(v) for v in numbers.values()), m
-    assert m["profile"] == "smoke"
+    recorded_figures(notebook_run(stem, variant="bf16"))
     # The run really was in bf16: env.start prints the precision and where it came from.
     executed = Path(notebook_run(stem, variant="bf16").executed).read_text()
     assert "precision bf16 (GPTFORALL_PRECISION)" in executed, stem

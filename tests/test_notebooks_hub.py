@@ -11,9 +11,8 @@ reports/smoke-hub/, apart from the offline smoke figures. Never skipped: the fix
 
 from __future__ import annotations
 
-import math
-
 import pytest
+from conftest import recorded_figures
 
 from gptforall_utils import course
 from gptforall_utils.data import instructions
@@ -31,11 +30,7 @@ def _ok(result):
 @pytest.mark.notebooks
 @pytest.mark.parametrize("stem", NOTEBOOKS)
 def test_notebook_runs_on_the_hub_path(notebook_run, hub_mirror, stem):
-    m = _ok(notebook_run(stem, variant="hub", mirror=hub_mirror))
-    numbers = {k: v for k, v in m.items() if not isinstance(v, str)}
-    assert numbers, f"{stem} recorded no numeric figures"
-    assert all(math.isfinite(v) for v in numbers.values()), m
-    assert m["profile"] == "smoke"
+    recorded_figures(notebook_run(stem, variant="hub", mirror=hub_mirror))
 
 
 @pytest.mark.notebooks

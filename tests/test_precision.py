@@ -7,21 +7,16 @@ import math
 
 import pytest
 import torch
+from conftest import make_run, sentiment_pairs
 
 from gptforall_utils import env, models, training
 
 
 def _run(tmp_path, precision):
-    run = env.start("t_precision", "smoke", "auto", "offline", str(tmp_path), 0)
-    run.device, run.precision = "cpu", precision
-    return run
+    return make_run(tmp_path, "smoke", precision=precision, name="t_precision")
 
 
-def _dataset(tok, n=8):
-    prompts = [f"Review: film {'very ' * (i % 5)}number {i} was {'great' if i % 2 else 'awful'}.\nSentiment:"
-               for i in range(n)]
-    completions = [" positive" if i % 2 else " negative" for i in range(n)]
-    return training.prompt_completion_dataset(tok, prompts, completions)
+_dataset = sentiment_pairs
 
 
 def _lora(dtype=torch.float32, r=4, small=False):

@@ -5,18 +5,17 @@ card (usable_gb)."""
 from __future__ import annotations
 
 import pytest
+from conftest import make_run
 from datasets import Dataset
 
-from gptforall_utils import env, memory, training
+from gptforall_utils import memory, training
 from gptforall_utils.recipes import sft
 
 GIB = 2**30
 
 
 def _run(tmp_path):
-    run = env.start("t_fit", "smoke", "auto", "offline", str(tmp_path), 0)
-    run.device, run.precision = "cpu", "fp32"
-    return run
+    return make_run(tmp_path, "smoke", name="t_fit")
 
 
 def _rows(n=16):

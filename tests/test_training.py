@@ -6,22 +6,16 @@ import math
 
 import pytest
 import torch
+from conftest import make_run, sentiment_pairs
 
 from gptforall_utils import env, training
 
 
 def _run(tmp_path, profile="cpu", device="cpu", precision="fp32"):
-    run = env.start("t_training", profile, "auto", "offline", str(tmp_path), 0)
-    run.device, run.precision = device, precision
-    return run
+    return make_run(tmp_path, profile, device, precision, name="t_training")
 
 
-def _dataset(tok, n=8):
-    # Prompts of different lengths, so that batches need padding.
-    prompts = [f"Review: film {'very ' * (i % 5)}number {i} was {'great' if i % 2 else 'awful'}.\nSentiment:"
-               for i in range(n)]
-    completions = [" positive" if i % 2 else " negative" for i in range(n)]
-    return training.prompt_completion_dataset(tok, prompts, completions)
+_dataset = sentiment_pairs
 
 
 def test_cpu_arguments_use_fp32_and_cpu(tmp_path):
