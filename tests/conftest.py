@@ -265,6 +265,20 @@ def make_run(tmp_path, profile: str = "cpu", device: str = "cpu", precision: str
     return run
 
 
+def nan_gradient_at(model, backward: int = 2):
+    """Make the `backward`-th backward pass give the model's first LoRA B matrix NaN gradients (a divergence the
+    training guard must catch); returns that parameter."""
+    lora_b = next(p for n, p in model.named_parameters() if "lora_B" in n)
+    calls = {"n": 0}
+
+    def poison(grad):
+        calls["n"] += 1
+        return grad * float("nan") if calls["n"] == backward else grad
+
+    lora_b.register_hook(poison)
+    return lora_b
+
+
 def sentiment_pairs(tok, n: int = 8):
     """n tokenized prompt/completion examples (label words after review prompts of different lengths, so that
     batches need padding), for the training tests."""

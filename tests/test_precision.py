@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from conftest import make_run, sentiment_pairs
+from conftest import make_run, nan_gradient_at, sentiment_pairs
 
 from gptforall_utils import env, models, training
 
@@ -84,14 +84,7 @@ def test_an_overflow_at_loss_scale_one_is_a_divergence(tmp_path, tiny_model):
     # for the scaler to absorb (it would skip the step silently, every step).
     _, tok = tiny_model
     model = _lora(small=True)
-    lora_b = next(p for n, p in model.named_parameters() if "lora_B" in n)
-    calls = {"n": 0}
-
-    def nan_at_second_backward(grad):
-        calls["n"] += 1
-        return grad * float("nan") if calls["n"] == 2 else grad
-
-    lora_b.register_hook(nan_at_second_backward)
+    nan_gradient_at(model, backward=2)
     args = training.training_arguments(_run(tmp_path, "fp16"), batch_size=4, max_steps=4, logging_steps=1)
     trainer = _trainer(model, tok, args, _dataset(tok, 8))
     _force_scaler(trainer, init_scale=1.0)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import make_run, sentiment_pairs
+from conftest import make_run, nan_gradient_at, sentiment_pairs
 
 from gptforall_utils import env, training
 
@@ -188,14 +188,7 @@ def test_a_nan_loss_stops_training_at_its_step(tmp_path, tiny_model):
 def test_a_nan_gradient_stops_training_before_the_weights_are_hit(tmp_path, tiny_model):
     _, tok = tiny_model
     model = _lora(_fresh())
-    lora_b = next(p for n, p in model.named_parameters() if "lora_B" in n)
-    calls = {"n": 0}
-
-    def nan_at_second_backward(grad):
-        calls["n"] += 1
-        return grad * float("nan") if calls["n"] == 2 else grad
-
-    lora_b.register_hook(nan_at_second_backward)
+    nan_gradient_at(model, backward=2)
     args = training.training_arguments(_run(tmp_path), batch_size=4, max_steps=4, logging_steps=1)
     with pytest.raises(training.DivergedError, match="step 2 of 4: the gradients were not finite while the loss"):
         training.train(model, _dataset(tok, 8), args, tok)
